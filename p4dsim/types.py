@@ -1,0 +1,157 @@
+"""Core types shared by every stage of p4dsim.
+
+Conventions, once for the whole code base:
+
+* **Ego and world frames**: x forward, y left, z up (ISO 8855, Waymo vehicle frame), metres.
+  Adapters convert everything into these conventions at their boundary (KITTI's ego frame is
+  its velodyne frame). Inside a :class:`~p4dsim.scene.Scene4D` the world origin is the ego pose
+  of the source frame.
+* **Camera frame**: OpenCV, x right, y down, z forward. Pinhole intrinsics; images are
+  undistorted on ingest.
+* **Poses** are 4×4 float64 ``T_a_b``: they map points from frame b to frame a.
+* **Time** is seconds relative to the source frame inside the code; ``timestamp_us`` (int64,
+  microseconds) in files.
+* **Velocities** of boxes are ground (world) velocities expressed in the axes of the frame the
+  box is given in (the ego frame for :class:`Frame`), m/s; accelerations likewise in m/s².
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from p4dsim.geometry import box_corners
+
+Label = Literal["vehicle", "pedestrian", "cyclist", "sign", "other"]
+LABELS: tuple[str, ...] = ("vehicle", "pedestrian", "cyclist", "sign", "other")
+
+
+@dataclass(frozen=True)
+class Camera:
+    """A pinhole camera.
+
+    K: [3, 3] intrinsics (pixels); width, height: image size in pixels;
+    T_ego_camera: [4, 4] pose of the camera in the ego frame (camera axes OpenCV).
+    """
+
+    K: np.ndarray
+    width: int
+    height: int
+    T_ego_camera: np.ndarray
+
+    def with_resolution(self, width: int, height: int) -> Camera:
+        """The same camera resampled to ``width``×``height`` (intrinsics scaled)."""
+        sx, sy = width / self.width, height / self.height
+        K = self.K.copy()
+        K[0, :] *= sx
+        K[1, :] *= sy
+        return Camera(K=K, width=int(width), height=int(height), T_ego_camera=self.T_ego_camera)
+
+
+@dataclass
+class Box3D:
+    """An upright 3D box.
+
+    center: [3] box centre (not the bottom) in the frame it is given in (ego frame in a Frame);
+    size: [3] length (along heading), width, height in metres; yaw: heading about +z, radians;
+    velocity, acceleration: [3] or None (see module docstring); yaw_rate: rad/s or None.
+    """
+
+    track_id: str
+    label: str
+    center: np.ndarray
+    size: np.ndarray
+    yaw: float
+    velocity: np.ndarray | None = None
+    acceleration: np.ndarray | None = None
+    yaw_rate: float | None = None
+    source: str = "labels"
+    confidence: float = 1.0
+
+    def corners(self) -> np.ndarray:
+        """The 8 corners [8, 3] (see :func:`p4dsim.geometry.box_corners`)."""
+        return box_corners(self.center, self.size, self.yaw)
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Where a frame came from: dataset name, log id and frame index within the log."""
+
+    dataset: str
+    log_id: str
+    frame_index: int
+
+
+@dataclass
+class Frame:
+    """One front-camera frame of a log.
+
+    image: uint8 [H, W, 3] RGB, undistorted; camera: its :class:`Camera`;
+    lidar: float32 [N, 3] points in the ego frame, or None;
+    boxes: 3D boxes in the ego frame; T_world_ego: [4, 4] ego pose in the log's world frame;
+    ego_velocity: [3] ego velocity in the ego frame (m/s); timestamp_us: int64 microseconds.
+    """
+
+    image: np.ndarray
+    camera: Camera
+    lidar: np.ndarray | None
+    boxes: list[Box3D]
+    T_world_ego: np.ndarray
+    ego_velocity: np.ndarray
+    timestamp_us: int
+    source: SourceInfo
+    extras: dict = field(default_factory=dict)
+
+
+@dataclass
+class Track:
+    """A logged box history: timestamps_us [T] int64, T_world_box [T, 4, 4], size [3], label."""
+
+    track_id: str
+    label: str
+    timestamps_us: np.ndarray
+    T_world_box: np.ndarray
+    size: np.ndarray
+
+
+class Log(ABC):
+    """What an adapter opens: a sequence of frames with an ego trajectory.
+
+    Adapters implement ``__len__``, :meth:`frame` and :meth:`ego_trajectory`; :meth:`tracks` is
+    optional (datasets without track ids return an empty dict).
+    """
+
+    #: dataset name, e.g. ``"toytown"``, ``"kitti-raw"``
+    dataset: str = "unknown"
+    #: log identifier within the dataset
+    log_id: str = ""
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def frame(self, index: int) -> Frame:
+        """Frame ``index`` (0-based); raises :class:`~p4dsim.errors.ConfigError` when out of range."""
+
+    @abstractmethod
+    def ego_trajectory(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Logged ego poses: (timestamps_us [N] int64, T_world_ego [N, 4, 4]), or None when the
+        log has no poses (then the ``log`` ego base is unavailable)."""
+
+    def tracks(self) -> dict[str, Track]:
+        """Per-track box histories in the log's world frame, keyed by track id."""
+        return {}
+
+    def check_index(self, index: int) -> int:
+        from p4dsim.errors import ConfigError
+
+        n = len(self)
+        if not isinstance(index, int | np.integer) or index < 0 or index >= n:
+            raise ConfigError(
+                f"frame index {index!r} is out of range for {self.dataset} log "
+                f"'{self.log_id}', which has {n} frames (valid: 0..{n - 1})"
+            )
+        return int(index)
