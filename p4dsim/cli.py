@@ -133,6 +133,10 @@ def adapters() -> None:
     for name, cls in list_exporters().items():
         table.add_row("exporter", name, cls.description)
     console.print(table)
+    from p4dsim.plugins import broken_plugins
+
+    for key, why in broken_plugins().items():
+        err_console.print(f"warning: plugin {key} could not be loaded: {why}", highlight=False)
 
 
 @app.command()
