@@ -41,20 +41,30 @@ _DIAMOND5 = np.array(
 )
 
 
-def complete_depth(sparse: np.ndarray, max_depth: float = 150.0) -> np.ndarray:
+def _odd(n: float) -> int:
+    k = max(3, int(round(n)))
+    return k if k % 2 else k + 1
+
+
+def complete_depth(sparse: np.ndarray, max_depth: float = 150.0, scale: float | None = None) -> np.ndarray:
     """Dense depth from sparse returns by morphological completion (in the spirit of IP-Basic).
 
     Depth is inverted (near = large) so that dilation lets near surfaces win at depth edges;
     small holes are closed, columns are extended upwards from their highest return, larger
-    holes are filled, then a median and a masked Gaussian blur smooth the result.
+    holes are filled, then a median and a masked Gaussian blur smooth the result. Kernel sizes
+    are those of IP-Basic at KITTI's 1242-pixel width, scaled by ``scale`` (default: width/1242).
     """
+    if scale is None:
+        scale = sparse.shape[1] / 1242.0
+    k_close, k_fill, k_big = _odd(5 * scale), _odd(7 * scale), _odd(31 * scale)
+    k_blur = _odd(5 * scale)
     d = sparse.astype(np.float32).copy()
     valid = d > 0.1
     d[valid] = max_depth - d[valid]
-    d = cv2.dilate(d, _DIAMOND5)
-    d = cv2.morphologyEx(d, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    d = cv2.dilate(d, _DIAMOND5 if scale > 0.75 else np.ones((3, 3), np.uint8))
+    d = cv2.morphologyEx(d, cv2.MORPH_CLOSE, np.ones((k_close, k_close), np.uint8))
     empty = d < 0.1
-    dil = cv2.dilate(d, np.ones((7, 7), np.uint8))
+    dil = cv2.dilate(d, np.ones((k_fill, k_fill), np.uint8))
     d[empty] = dil[empty]
     # Extend each column's highest value to the top of the image.
     H = d.shape[0]
@@ -65,18 +75,18 @@ def complete_depth(sparse: np.ndarray, max_depth: float = 150.0) -> np.ndarray:
     fill = (rows < top[None, :]) & has.any(axis=0)[None, :]
     d = np.where(fill, top_val[None, :], d)
     empty = d < 0.1
-    dil = cv2.dilate(d, np.ones((31, 31), np.uint8))
+    dil = cv2.dilate(d, np.ones((k_big, k_big), np.uint8))
     d[empty] = dil[empty]
     valid = d > 0.1
-    blurred = cv2.medianBlur(d, 5)
+    blurred = cv2.medianBlur(d, 5 if k_blur >= 5 else 3)
     d[valid] = blurred[valid]
-    blurred = cv2.GaussianBlur(d, (5, 5), 0)
-    weight = cv2.GaussianBlur(valid.astype(np.float32), (5, 5), 0)
+    blurred = cv2.GaussianBlur(d, (k_blur, k_blur), 0)
+    weight = cv2.GaussianBlur(valid.astype(np.float32), (k_blur, k_blur), 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         smooth = np.where(weight > 0, blurred / np.maximum(weight, 1e-6), 0)
     # Keep depth edges: only smooth where the local depth range is small.
-    local_max = cv2.dilate(d, np.ones((5, 5), np.uint8))
-    local_min = -cv2.dilate(-np.where(valid, d, max_depth * 2), np.ones((5, 5), np.uint8))
+    local_max = cv2.dilate(d, np.ones((k_blur, k_blur), np.uint8))
+    local_min = -cv2.dilate(-np.where(valid, d, max_depth * 2), np.ones((k_blur, k_blur), np.uint8))
     flat = (local_max - local_min) < 0.05 * np.maximum(max_depth - d, 1.0)
     d = np.where(valid & flat, smooth, d)
     out = np.where(d > 0.1, max_depth - d, 0.0).astype(np.float32)
