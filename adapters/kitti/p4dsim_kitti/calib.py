@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 
 from p4dsim.errors import SourceError
-from p4dsim.geometry import inv_pose
 from p4dsim.types import Camera
 
 #: p4dsim pixel coordinate = KITTI pixel coordinate + PIXEL_OFFSET (u and v)
@@ -175,5 +174,5 @@ class KittiCalib:
             K=kitti_to_p4dsim_K(self.K2_kitti),
             width=int(width),
             height=int(height),
-            T_ego_camera=inv_pose(self.T_cam2_velo),
+            T_ego_camera=np.linalg.inv(self.T_cam2_velo),
         )
