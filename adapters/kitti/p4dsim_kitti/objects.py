@@ -1,6 +1,6 @@
 """``kitti-object``: the KITTI object benchmark layout, single unrelated frames.
 
-``PATH/training/`` holds ``image_2/NNNNNN.png``, ``calib/NNNNNN.txt`` and optionally
+``PATH/training/`` (or ``PATH`` itself) holds ``image_2/NNNNNN.png``, ``calib/NNNNNN.txt`` and optionally
 ``velodyne/NNNNNN.bin`` and ``label_2/NNNNNN.txt``. Frame ``i`` is the ``i``-th image id in
 sorted order. Frames have identity ego poses, zero ego velocity and timestamp 0; boxes have no
 velocities (None: the objects' motion is unknown); the log has no ego trajectory.
@@ -33,6 +33,8 @@ class KittiObjectLog(Log):
 
     def __init__(self, root: Path, split: str = "training", front_only: bool = False):
         self.base = root / split
+        if not self.base.is_dir() and (root / "image_2").is_dir():
+            self.base = root  # the split folder itself (e.g. an export by the kitti exporter)
         if not self.base.is_dir():
             raise SourceError(
                 f"kitti-object: folder {self.base} does not exist (expected {LAYOUT})"
