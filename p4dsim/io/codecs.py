@@ -1,0 +1,57 @@
+"""Encoding and decoding of rendered images for the dataset's binary columns."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from p4dsim.errors import ConfigError
+
+RgbFormat = Literal["png", "jpeg"]
+DepthFormat = Literal["float16", "png16"]
+
+
+def encode_rgb(rgb: np.ndarray, fmt: RgbFormat = "png", jpeg_quality: int = 95) -> bytes:
+    """uint8 [H, W, 3] RGB -> PNG or JPEG bytes."""
+    bgr = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
+    if fmt == "png":
+        ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    elif fmt == "jpeg":
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
+    else:
+        raise ConfigError(f"unknown rgb format '{fmt}' (use png or jpeg)")
+    if not ok:
+        raise RuntimeError("OpenCV failed to encode an image")
+    return buf.tobytes()
+
+
+def decode_rgb(data: bytes) -> np.ndarray:
+    """PNG/JPEG bytes -> uint8 [H, W, 3] RGB."""
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def encode_depth(depth: np.ndarray, fmt: DepthFormat = "float16") -> bytes:
+    """float32 [H, W] metres (inf = sky, 0 = none) -> bytes."""
+    if fmt == "float16":
+        return np.ascontiguousarray(depth, dtype="<f2").tobytes()
+    if fmt == "png16":
+        d = np.where(np.isfinite(depth), depth, 0.0) * 256.0
+        d = np.clip(np.round(d), 0, 65535).astype(np.uint16)
+        ok, buf = cv2.imencode(".png", d)
+        if not ok:
+            raise RuntimeError("OpenCV failed to encode a depth image")
+        return buf.tobytes()
+    raise ConfigError(f"unknown depth format '{fmt}' (use float16 or png16)")
+
+
+def decode_depth(data: bytes, fmt: str, width: int, height: int) -> np.ndarray:
+    """Depth bytes -> float32 [H, W] metres (png16: 0 = no depth)."""
+    if fmt == "float16":
+        return np.frombuffer(data, dtype="<f2").reshape(height, width).astype(np.float32)
+    if fmt == "png16":
+        d = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        return d.astype(np.float32) / 256.0
+    raise ConfigError(f"unknown depth format '{fmt}'")

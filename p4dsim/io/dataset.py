@@ -1,0 +1,240 @@
+"""The native p4dsim dataset: a folder with ``manifest.json`` and Parquet tables.
+
+Layout::
+
+    DATASET/
+      manifest.json          resolved scenario(s), versions, seeds, shard list, summary
+      frames/part-NNNNN.parquet   one row per rendered frame
+      actors/part-NNNNN.parquet   one row per rendered frame and actor
+
+Readable with pyarrow, pandas, DuckDB or Hugging Face ``datasets`` without p4dsim:
+``pyarrow.parquet.read_table("DATASET/frames")``. Poses are row-major 4×4 float64 lists in
+the scene's world frame (origin at the source frame's ego pose, x forward, y left, z up);
+``K`` is a row-major 3×3 list. ``rgb`` holds PNG or JPEG bytes (``rgb_format``); ``depth``
+holds camera-z depth in metres as raw little-endian float16 ``height × width``
+(``depth_format = "float16"``; ``inf`` = sky, ``0`` = nothing rendered) or a 16-bit PNG of
+metres × 256 (``"png16"``; 0 = no depth or sky).
+
+Writes are atomic: every file is written to a temporary name and renamed, and a whole run is
+staged in a hidden folder beside the output that replaces the output only when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from p4dsim.errors import OutputError
+
+FORMAT = "p4dsim-dataset"
+FORMAT_VERSION = 1
+
+_f64list = pa.list_(pa.float64())
+
+FRAMES_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("variant_id", pa.string()),
+        ("frame_index", pa.int32()),
+        ("timestamp_us", pa.int64()),
+        ("t_s", pa.float64()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("K", _f64list),
+        ("T_world_camera", _f64list),
+        ("T_world_ego", _f64list),
+        ("ego_speed", pa.float64()),
+        ("rgb", pa.binary()),
+        ("rgb_format", pa.string()),
+        ("depth", pa.binary()),
+        ("depth_format", pa.string()),
+        ("alpha_mean", pa.float32()),
+        ("coverage", pa.float32()),
+        ("source_dataset", pa.string()),
+        ("source_log", pa.string()),
+        ("source_frame", pa.int32()),
+        ("collision", pa.bool_()),
+        ("min_distance_m", pa.float64()),
+        ("ttc_s", pa.float64()),
+        ("kinematic_warning", pa.string()),
+    ]
+)
+
+ACTORS_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("variant_id", pa.string()),
+        ("frame_index", pa.int32()),
+        ("track_id", pa.string()),
+        ("label", pa.string()),
+        ("source", pa.string()),
+        ("confidence", pa.float32()),
+        ("center_world", _f64list),
+        ("yaw_world", pa.float64()),
+        ("size", _f64list),
+        ("center_camera", _f64list),
+        ("yaw_camera", pa.float64()),
+        ("box2d", _f64list),
+        ("visible_pixels", pa.int64()),
+        ("visible_fraction", pa.float32()),
+        ("truncation", pa.float32()),
+        ("distance_m", pa.float64()),
+        ("speed", pa.float64()),
+    ]
+)
+
+TABLES = {"frames": FRAMES_SCHEMA, "actors": ACTORS_SCHEMA}
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_table_atomic(table: pa.Table, path: Path) -> dict[str, Any]:
+    """Write a Parquet file atomically; return its shard record (path, rows, sha256)."""
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    pq.write_table(table, tmp, compression="zstd", write_statistics=True)
+    os.replace(tmp, path)
+    return {"rows": table.num_rows, "sha256": sha256_file(path)}
+
+
+@dataclass
+class ShardRecord:
+    table: str
+    path: str
+    rows: int
+    sha256: str
+
+
+@dataclass
+class DatasetWriter:
+    """Streams rows into Parquet shards of a staged dataset folder; :meth:`commit` publishes it.
+
+    out_dir: final location. If it exists it must be a p4dsim dataset (it is replaced) or an
+    empty folder; anything else is refused so that no user data is overwritten.
+    rows_per_shard: frames per Parquet file.
+    """
+
+    out_dir: Path
+    rows_per_shard: int = 64
+    shards: list[ShardRecord] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.out_dir)
+        check_output_dir(self.out_dir)
+        self.out_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.stage = self.out_dir.parent / f".{self.out_dir.name}.staging-{uuid.uuid4().hex[:8]}"
+        for name in TABLES:
+            (self.stage / name).mkdir(parents=True)
+        self._buffers: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
+        self._counts: dict[str, int] = {name: 0 for name in TABLES}
+        self._frames_in_buffer = 0
+
+    def add(self, frame_row: dict[str, Any], actor_rows: list[dict[str, Any]]) -> None:
+        """Add one frame and its actor rows; flushes a shard every ``rows_per_shard`` frames."""
+        self._buffers["frames"].append(frame_row)
+        self._buffers["actors"].extend(actor_rows)
+        self._frames_in_buffer += 1
+        if self._frames_in_buffer >= self.rows_per_shard:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._buffers["frames"]:
+            return
+        for name, schema in TABLES.items():
+            rows = self._buffers[name]
+            table = pa.Table.from_pylist(rows, schema=schema)
+            idx = self._counts[name]
+            rel = f"{name}/part-{idx:05d}.parquet"
+            rec = write_table_atomic(table, self.stage / rel)
+            self.shards.append(ShardRecord(name, rel, rec["rows"], rec["sha256"]))
+            self._counts[name] += 1
+            self._buffers[name] = []
+        self._frames_in_buffer = 0
+
+    def commit(self, manifest: dict[str, Any]) -> Path:
+        """Flush, write ``manifest.json`` and move the staged folder to ``out_dir``."""
+        self.flush()
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            **manifest,
+            "shards": [s.__dict__ for s in self.shards],
+        }
+        atomic_write_bytes(
+            self.stage / "manifest.json", json.dumps(manifest, indent=2, default=_json_default).encode()
+        )
+        old = None
+        if self.out_dir.exists():
+            old = self.out_dir.parent / f".{self.out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(self.out_dir, old)
+        os.replace(self.stage, self.out_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.out_dir
+
+    def abort(self) -> None:
+        """Remove everything staged; the output folder is left as it was."""
+        shutil.rmtree(self.stage, ignore_errors=True)
+
+
+def check_output_dir(out_dir: Path) -> None:
+    """Refuse an output folder that exists and is neither empty nor a p4dsim dataset."""
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise OutputError(f"output '{out_dir}' exists and is not a folder; choose another --out")
+        if any(out_dir.iterdir()) and not (out_dir / "manifest.json").exists():
+            raise OutputError(
+                f"output folder '{out_dir}' is not empty and holds no p4dsim manifest.json; "
+                "refusing to overwrite it — choose another --out or empty it"
+            )
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def read_manifest(dataset_dir: Path) -> dict[str, Any]:
+    path = Path(dataset_dir) / "manifest.json"
+    if not path.exists():
+        raise OutputError(f"'{dataset_dir}' is not a p4dsim dataset (no manifest.json)")
+    return json.loads(path.read_text())
+
+
+def read_table(dataset_dir: Path, table: str = "frames") -> pa.Table:
+    """One table of a dataset, all shards in manifest order."""
+    manifest = read_manifest(dataset_dir)
+    paths = [Path(dataset_dir) / s["path"] for s in manifest["shards"] if s["table"] == table]
+    if not paths:
+        return TABLES[table].empty_table()
+    return pa.concat_tables([pq.read_table(p, schema=TABLES[table]) for p in paths])
