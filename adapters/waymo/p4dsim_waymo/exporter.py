@@ -1,7 +1,8 @@
 """The ``waymo-v2`` exporter: a native p4dsim dataset as Waymo Open Dataset v2 components.
 
 Each (run, variant) of the dataset becomes one v2 segment named
-``p4dsim_<source log>_<run>_<variant>`` (characters outside ``[A-Za-z0-9._-]`` become ``-``).
+``p4dsim__<source log>__<run>__<variant>`` (characters outside ``[A-Za-z0-9._-]`` become
+``-``, runs of ``_`` inside a part become one ``_``).
 Written components, one Parquet file per segment at ``{out}/{component}/{segment}.parquet``:
 
 * ``camera_image``: the rendered RGB as JPEG (FRONT), the SDC pose ``T_world_ego``, its
@@ -44,9 +45,11 @@ GLOBAL_SHUTTER = 5
 
 
 def segment_name(source_log: str, run_id: str, variant_id: str) -> str:
-    """The v2 segment name of one (run, variant) of a dataset made from ``source_log``."""
+    """The v2 segment name of one (run, variant) of a dataset made from ``source_log``:
+    ``p4dsim__<source log>__<run>__<variant>``."""
     parts = ["p4dsim", source_log or "unknown", run_id or "run", variant_id or "base"]
-    return "_".join(re.sub(r"[^A-Za-z0-9.\-]+", "-", p) for p in parts)
+    clean = [re.sub(r"_{2,}", "_", re.sub(r"[^A-Za-z0-9._-]+", "-", p)) for p in parts]
+    return "__".join(clean)
 
 
 def _write_parquet(table: pa.Table, path: Path) -> None:
