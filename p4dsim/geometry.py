@@ -89,29 +89,28 @@ def quat_to_rotmat(q: np.ndarray) -> np.ndarray:
 
 
 def rotmat_to_quat(R: np.ndarray) -> np.ndarray:
-    """Quaternions [..., 4] (w, x, y, z), w ≥ 0, from rotation matrices [..., 3, 3]."""
+    """Quaternions [..., 4] (w, x, y, z), w ≥ 0, from rotation matrices [..., 3, 3] (vectorised)."""
     R = np.asarray(R, dtype=np.float64)
     m = R.reshape(-1, 3, 3)
-    q = np.empty((m.shape[0], 4))
-    tr = m[:, 0, 0] + m[:, 1, 1] + m[:, 2, 2]
-    # Choose, per matrix, the numerically largest of the four candidate components.
-    cand = np.stack([tr, m[:, 0, 0], m[:, 1, 1], m[:, 2, 2]], axis=1)
+    m00, m11, m22 = m[:, 0, 0], m[:, 1, 1], m[:, 2, 2]
+    # Shepperd's method: per matrix, solve for the numerically largest component first.
+    cand = np.stack([m00 + m11 + m22, m00, m11, m22], axis=1)
     k = np.argmax(cand, axis=1)
-    for i in range(m.shape[0]):
-        a = m[i]
-        if k[i] == 0:
-            s = np.sqrt(1.0 + tr[i]) * 2
-            q[i] = [0.25 * s, (a[2, 1] - a[1, 2]) / s, (a[0, 2] - a[2, 0]) / s, (a[1, 0] - a[0, 1]) / s]
-        elif k[i] == 1:
-            s = np.sqrt(1.0 + a[0, 0] - a[1, 1] - a[2, 2]) * 2
-            q[i] = [(a[2, 1] - a[1, 2]) / s, 0.25 * s, (a[0, 1] + a[1, 0]) / s, (a[0, 2] + a[2, 0]) / s]
-        elif k[i] == 2:
-            s = np.sqrt(1.0 + a[1, 1] - a[0, 0] - a[2, 2]) * 2
-            q[i] = [(a[0, 2] - a[2, 0]) / s, (a[0, 1] + a[1, 0]) / s, 0.25 * s, (a[1, 2] + a[2, 1]) / s]
-        else:
-            s = np.sqrt(1.0 + a[2, 2] - a[0, 0] - a[1, 1]) * 2
-            q[i] = [(a[1, 0] - a[0, 1]) / s, (a[0, 2] + a[2, 0]) / s, (a[1, 2] + a[2, 1]) / s, 0.25 * s]
+    q = np.empty((m.shape[0], 4))
+    s0 = np.sqrt(np.maximum(1.0 + m00 + m11 + m22, 1e-12)) * 2
+    s1 = np.sqrt(np.maximum(1.0 + m00 - m11 - m22, 1e-12)) * 2
+    s2 = np.sqrt(np.maximum(1.0 + m11 - m00 - m22, 1e-12)) * 2
+    s3 = np.sqrt(np.maximum(1.0 + m22 - m00 - m11, 1e-12)) * 2
+    d21, d12 = m[:, 2, 1], m[:, 1, 2]
+    d02, d20 = m[:, 0, 2], m[:, 2, 0]
+    d10, d01 = m[:, 1, 0], m[:, 0, 1]
+    c0 = np.stack([0.25 * s0, (d21 - d12) / s0, (d02 - d20) / s0, (d10 - d01) / s0], axis=1)
+    c1 = np.stack([(d21 - d12) / s1, 0.25 * s1, (d01 + d10) / s1, (d02 + d20) / s1], axis=1)
+    c2 = np.stack([(d02 - d20) / s2, (d01 + d10) / s2, 0.25 * s2, (d12 + d21) / s2], axis=1)
+    c3 = np.stack([(d10 - d01) / s3, (d02 + d20) / s3, (d12 + d21) / s3, 0.25 * s3], axis=1)
+    q = np.choose(k[:, None], [c0, c1, c2, c3])
     q *= np.where(q[:, :1] < 0, -1.0, 1.0)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
     return q.reshape(R.shape[:-2] + (4,))
 
 

@@ -71,27 +71,45 @@ class Exporter(ABC):
 
 
 @cache
-def _load_group(group: str, base: type) -> dict[str, type]:
+def _load_group(group: str, base: type) -> tuple[dict[str, type], dict[str, str]]:
+    """(loaded plugins by name, broken plugins by name -> why they could not be loaded)."""
     found: dict[str, type] = {}
+    broken: dict[str, str] = {}
     for ep in entry_points(group=group):
-        obj = ep.load()
+        try:
+            obj = ep.load()
+        except Exception as exc:  # a plugin's import error must not take p4dsim down
+            broken[ep.name] = f"{ep.value} failed to import: {type(exc).__name__}: {exc}"
+            continue
         if not (isinstance(obj, type) and issubclass(obj, base)):
-            raise ConfigError(
-                f"plugin entry point '{ep.name}' in group '{group}' ({ep.value}) is not a "
-                f"subclass of p4dsim.plugins.{base.__name__}; fix or uninstall that plugin"
-            )
+            broken[ep.name] = f"{ep.value} is not a subclass of p4dsim.plugins.{base.__name__}"
+            continue
         found[ep.name] = obj
-    return found
+    return found, broken
 
 
 def adapters() -> dict[str, type[Adapter]]:
     """Installed adapters by name."""
-    return dict(sorted(_load_group(ADAPTER_GROUP, Adapter).items()))
+    return dict(sorted(_load_group(ADAPTER_GROUP, Adapter)[0].items()))
 
 
 def exporters() -> dict[str, type[Exporter]]:
     """Installed exporters by name."""
-    return dict(sorted(_load_group(EXPORTER_GROUP, Exporter).items()))
+    return dict(sorted(_load_group(EXPORTER_GROUP, Exporter)[0].items()))
+
+
+def broken_plugins() -> dict[str, str]:
+    """Installed plugins that could not be loaded, ``group:name`` -> reason."""
+    out = {}
+    for group, base in ((ADAPTER_GROUP, Adapter), (EXPORTER_GROUP, Exporter)):
+        for name, why in _load_group(group, base)[1].items():
+            out[f"{group}:{name}"] = why
+    return out
+
+
+def _broken_hint(group: str, base: type, name: str) -> str:
+    why = _load_group(group, base)[1].get(name)
+    return f"; the installed plugin '{name}' is broken: {why}" if why else ""
 
 
 def get_adapter(name: str) -> Adapter:
@@ -100,6 +118,7 @@ def get_adapter(name: str) -> Adapter:
         raise AdapterNotFoundError(
             f"unknown adapter '{name}'; installed adapters: {', '.join(found) or 'none'} "
             "(a dataset plugin registers adapters by being installed, e.g. pip install -e adapters/kitti)"
+            + _broken_hint(ADAPTER_GROUP, Adapter, name)
         )
     return found[name]()
 
@@ -109,6 +128,7 @@ def get_exporter(name: str) -> Exporter:
     if name not in found:
         raise AdapterNotFoundError(
             f"unknown export format '{name}'; installed exporters: {', '.join(found) or 'none'}"
+            + _broken_hint(EXPORTER_GROUP, Exporter, name)
         )
     return found[name]()
 

@@ -47,7 +47,9 @@ class SourceSpec:
             try:
                 frame = int(raw)
             except ValueError:
-                raise ConfigError(f"source '{text}': frame must be an integer, got '{raw}'") from None
+                raise ConfigError(
+                    f"source '{text}': frame must be an integer, got '{raw}'"
+                ) from None
         return cls(adapter=adapter, path=path or None, options=options, frame=frame)
 
     @classmethod
@@ -58,7 +60,12 @@ class SourceSpec:
             raise ConfigError("source: missing 'adapter'")
         path = data.pop("path", None)
         frame = data.pop("frame", 0)
-        return cls(adapter=str(adapter), path=None if path is None else str(path), options=data, frame=int(frame))
+        return cls(
+            adapter=str(adapter),
+            path=None if path is None else str(path),
+            options=data,
+            frame=int(frame),
+        )
 
     def with_frame(self, frame: int) -> SourceSpec:
         return SourceSpec(self.adapter, self.path, dict(self.options), int(frame))

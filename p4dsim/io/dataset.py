@@ -186,7 +186,8 @@ class DatasetWriter:
             "shards": [s.__dict__ for s in self.shards],
         }
         atomic_write_bytes(
-            self.stage / "manifest.json", json.dumps(manifest, indent=2, default=_json_default).encode()
+            self.stage / "manifest.json",
+            json.dumps(manifest, indent=2, default=_json_default).encode(),
         )
         old = None
         if self.out_dir.exists():
@@ -206,7 +207,9 @@ def check_output_dir(out_dir: Path) -> None:
     """Refuse an output folder that exists and is neither empty nor a p4dsim dataset."""
     if out_dir.exists():
         if not out_dir.is_dir():
-            raise OutputError(f"output '{out_dir}' exists and is not a folder; choose another --out")
+            raise OutputError(
+                f"output '{out_dir}' exists and is not a folder; choose another --out"
+            )
         if any(out_dir.iterdir()) and not (out_dir / "manifest.json").exists():
             raise OutputError(
                 f"output folder '{out_dir}' is not empty and holds no p4dsim manifest.json; "

@@ -31,9 +31,11 @@ class RasterSettings:
     near: float = 0.01  #: metres; Gaussians with camera z below are culled
     far: float = 1.0e10  #: metres; Gaussians with camera z above are culled
     min_alpha: float = 1.0 / 255.0
-    max_alpha: float = 0.99
+    max_alpha: float = 0.999  #: gsplat 1.5.3's clamp in rasterize_to_pixels (not 3DGS's 0.99)
     min_transmittance: float = 1.0e-4
-    radius_sigma: float = 3.0  #: a Gaussian's screen extent is this many standard deviations
+    #: cap, in standard deviations, on a Gaussian's per-axis screen extent; gsplat 1.5.3 uses
+    #: ``min(3.33, sqrt(2 ln(opacity / min_alpha)))`` so nothing with alpha >= min_alpha is cut
+    radius_sigma: float = 3.33
     tile_size: int = 16
 
 

@@ -40,7 +40,9 @@ class GaussianSet:
         for f in fields(self):
             arr = np.ascontiguousarray(getattr(self, f.name), dtype=np.float32)
             if arr.shape != shapes[f.name]:
-                raise ValueError(f"GaussianSet.{f.name} has shape {arr.shape}, expected {shapes[f.name]}")
+                raise ValueError(
+                    f"GaussianSet.{f.name} has shape {arr.shape}, expected {shapes[f.name]}"
+                )
             setattr(self, f.name, arr)
 
     def __len__(self) -> int:
@@ -54,7 +56,9 @@ class GaussianSet:
     @classmethod
     def concat(cls, sets: list[GaussianSet]) -> GaussianSet:
         sets = [s for s in sets if len(s)] or [cls.empty()]
-        return cls(**{f.name: np.concatenate([getattr(s, f.name) for s in sets]) for f in fields(cls)})
+        return cls(
+            **{f.name: np.concatenate([getattr(s, f.name) for s in sets]) for f in fields(cls)}
+        )
 
     def subset(self, mask_or_index: np.ndarray) -> GaussianSet:
         return GaussianSet(**{f.name: getattr(self, f.name)[mask_or_index] for f in fields(self)})

@@ -1,0 +1,70 @@
+"""Loading scenario files with errors that name the file and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from p4dsim.errors import ConfigError
+from p4dsim.scenario.model import Scenario
+
+
+def format_loc(loc: tuple) -> str:
+    out = ""
+    for p in loc:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += ("." if out else "") + str(p)
+    return out or "(top level)"
+
+
+def validation_message(exc: ValidationError, where: str) -> str:
+    lines = []
+    for err in exc.errors():
+        # Drop discriminator tags pydantic inserts (e.g. 'lateral_offset') from the path.
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.endswith("]")))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (remove it or check its spelling)"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        elif "input" in err and err["type"] not in ("union_tag_invalid",):
+            msg += f" (got {err['input']!r})"
+        lines.append(f"{where}: field '{format_loc(loc)}': {msg}")
+    return "\n".join(lines)
+
+
+def read_yaml(path: Path) -> Any:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"scenario file '{path}' does not exist")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        pos = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{pos}: {getattr(exc, 'problem', exc)}") from None
+
+
+def parse_scenario(data: Any, where: str) -> Scenario:
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{where}: a scenario file must be a mapping of keys (source, duration_s, ...)"
+        )
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_message(exc, where)) from None
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Read and validate a scenario file; the run name defaults to the file's stem."""
+    path = Path(path)
+    scenario = parse_scenario(read_yaml(path), str(path))
+    if scenario.name is None:
+        scenario = scenario.model_copy(update={"name": path.stem})
+    return scenario

@@ -1,0 +1,103 @@
+"""Dense depth for the source frame: LiDAR z-buffer, morphological completion, sky.
+
+All depth maps are float32 [H, W] camera z in metres, 0 where unknown.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from p4dsim.geometry import inv_pose, transform_points
+from p4dsim.types import Camera
+
+
+def project_lidar(points_ego: np.ndarray, camera: Camera, min_depth: float = 0.5) -> np.ndarray:
+    """Sparse depth [H, W] from ego-frame points [N, 3]: nearest return per pixel (z-buffer)."""
+    H, W = camera.height, camera.width
+    pts = transform_points(inv_pose(camera.T_ego_camera), points_ego)
+    z = pts[:, 2]
+    keep = z > min_depth
+    pts, z = pts[keep], z[keep]
+    u = np.floor(camera.K[0, 0] * pts[:, 0] / z + camera.K[0, 2]).astype(np.int64)
+    v = np.floor(camera.K[1, 1] * pts[:, 1] / z + camera.K[1, 2]).astype(np.int64)
+    inside = (u >= 0) & (u < W) & (v >= 0) & (v < H)
+    u, v, z = u[inside], v[inside], z[inside]
+    depth = np.full(H * W, np.inf, dtype=np.float64)
+    np.minimum.at(depth, v * W + u, z)
+    depth[~np.isfinite(depth)] = 0.0
+    return depth.reshape(H, W).astype(np.float32)
+
+
+_DIAMOND5 = np.array(
+    [
+        [0, 0, 1, 0, 0],
+        [0, 1, 1, 1, 0],
+        [1, 1, 1, 1, 1],
+        [0, 1, 1, 1, 0],
+        [0, 0, 1, 0, 0],
+    ],
+    dtype=np.uint8,
+)
+
+
+def complete_depth(sparse: np.ndarray, max_depth: float = 150.0) -> np.ndarray:
+    """Dense depth from sparse returns by morphological completion (in the spirit of IP-Basic).
+
+    Depth is inverted (near = large) so that dilation lets near surfaces win at depth edges;
+    small holes are closed, columns are extended upwards from their highest return, larger
+    holes are filled, then a median and a masked Gaussian blur smooth the result.
+    """
+    d = sparse.astype(np.float32).copy()
+    valid = d > 0.1
+    d[valid] = max_depth - d[valid]
+    d = cv2.dilate(d, _DIAMOND5)
+    d = cv2.morphologyEx(d, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    empty = d < 0.1
+    dil = cv2.dilate(d, np.ones((7, 7), np.uint8))
+    d[empty] = dil[empty]
+    # Extend each column's highest value to the top of the image.
+    H = d.shape[0]
+    has = d > 0.1
+    top = np.where(has.any(axis=0), np.argmax(has, axis=0), H)
+    rows = np.arange(H)[:, None]
+    top_val = d[np.minimum(top, H - 1), np.arange(d.shape[1])]
+    fill = (rows < top[None, :]) & has.any(axis=0)[None, :]
+    d = np.where(fill, top_val[None, :], d)
+    empty = d < 0.1
+    dil = cv2.dilate(d, np.ones((31, 31), np.uint8))
+    d[empty] = dil[empty]
+    valid = d > 0.1
+    blurred = cv2.medianBlur(d, 5)
+    d[valid] = blurred[valid]
+    blurred = cv2.GaussianBlur(d, (5, 5), 0)
+    weight = cv2.GaussianBlur(valid.astype(np.float32), (5, 5), 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        smooth = np.where(weight > 0, blurred / np.maximum(weight, 1e-6), 0)
+    # Keep depth edges: only smooth where the local depth range is small.
+    local_max = cv2.dilate(d, np.ones((5, 5), np.uint8))
+    local_min = -cv2.dilate(-np.where(valid, d, max_depth * 2), np.ones((5, 5), np.uint8))
+    flat = (local_max - local_min) < 0.05 * np.maximum(max_depth - d, 1.0)
+    d = np.where(valid & flat, smooth, d)
+    out = np.where(d > 0.1, max_depth - d, 0.0).astype(np.float32)
+    return out
+
+
+def detect_sky(image: np.ndarray, sparse: np.ndarray) -> np.ndarray:
+    """Sky mask [H, W] bool: above every LiDAR return of its column, sky-coloured, smooth, and
+    connected to the top edge of the image."""
+    H, W = sparse.shape
+    has = sparse > 0
+    top = np.where(has.any(axis=0), np.argmax(has, axis=0), H)
+    above = np.arange(H)[:, None] < top[None, :]
+    img = image.astype(np.float32) / 255.0
+    r, b = img[..., 0], img[..., 2]
+    bright = img.max(axis=2)
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    grad = np.abs(cv2.Laplacian(cv2.GaussianBlur(gray, (3, 3), 0), cv2.CV_32F))
+    grad = cv2.blur(grad, (5, 5))
+    sky_colour = ((b >= r - 0.02) & (bright > 0.45)) | (bright > 0.9)
+    cand = (above & sky_colour & (grad < 0.03)).astype(np.uint8)
+    n, labels = cv2.connectedComponents(cand, connectivity=4)
+    top_labels = np.unique(labels[0][cand[0] > 0])
+    return np.isin(labels, top_labels[top_labels > 0])
