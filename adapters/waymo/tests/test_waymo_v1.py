@@ -222,8 +222,10 @@ def test_missing_and_wrong_paths(tmp_path: Path):
     junk.write_bytes(b"not a tfrecord at all, just text")
     with pytest.raises(SourceError, match="junk.tfrecord"):
         _open(junk)
+    good = tmp_path / "good.tfrecord"
+    write_records(good, [make_frame(None)])
     with pytest.raises(SourceError, match="segment"):
-        _open(real_v1_file(), segment="x")
+        _open(good, segment="x")
 
 
 def test_real_frame_builds_and_renders_without_lidar(real):
