@@ -27,7 +27,7 @@ from p4dsim.scene.gaussians import GaussianSet
 class RasterSettings:
     """Rasterization constants every backend must honour (gsplat's defaults where it has them)."""
 
-    eps2d: float = 0.3  #: pixels², added to the diagonal of each 2D covariance
+    eps2d: float = 0.1  #: pixels², added to each 2D covariance (gsplat's default is 0.3; p4dsim scenes are built for 0.1)
     near: float = 0.01  #: metres; Gaussians with camera z below are culled
     far: float = 1.0e10  #: metres; Gaussians with camera z above are culled
     min_alpha: float = 1.0 / 255.0

@@ -66,9 +66,15 @@ def _time_warp(perts: list[SpeedScale], t: np.ndarray) -> np.ndarray:
     return np.sign(t) * np.interp(np.abs(t), grid, integral)
 
 
-def _positions(model: EgoModel, base: PoseFn, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _positions(
+    model: EgoModel, base: PoseFn, t: np.ndarray, steps: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """(time-warped base poses [T, 4, 4], perturbed positions [T, 3]); ``steps=False`` leaves
+    out offsets with a zero-length ramp, whose jump has no direction of travel."""
     speed = [p for p in model.perturbations if isinstance(p, SpeedScale)]
-    lateral = [p for p in model.perturbations if isinstance(p, LateralOffset)]
+    lateral = [
+        p for p in model.perturbations if isinstance(p, LateralOffset) and (steps or p.ramp_s > 0)
+    ]
     poses = base(_time_warp(speed, t))
     offset = np.zeros(len(t))
     for p in lateral:
@@ -84,14 +90,15 @@ def ego_poses(model: EgoModel, base: PoseFn, t: np.ndarray) -> np.ndarray:
 
     The heading follows the perturbed path: it turns by the difference between the perturbed
     and the base direction of travel (roll and pitch of the base are kept). Where the ego
-    barely moves (< 1 cm/s) the base heading is kept.
+    barely moves (< 1 cm/s) the base heading is kept. An offset with a zero-length ramp is a
+    jump, not a manoeuvre: it moves the ego without turning it.
     """
     t = np.atleast_1d(np.asarray(t, dtype=np.float64))
     base_poses, pos = _positions(model, base, t)
     if not model.perturbations:
         return base_poses
-    b_plus, p_plus = _positions(model, base, t + _DT)
-    b_minus, p_minus = _positions(model, base, t - _DT)
+    b_plus, p_plus = _positions(model, base, t + _DT, steps=False)
+    b_minus, p_minus = _positions(model, base, t - _DT, steps=False)
     d_pert = p_plus - p_minus
     d_base = b_plus[:, :3, 3] - b_minus[:, :3, 3]
     moving = (np.hypot(d_pert[:, 0], d_pert[:, 1]) > 2 * _DT * 0.01) & (

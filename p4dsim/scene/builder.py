@@ -31,14 +31,14 @@ class BuildConfig:
     """Scene builder settings."""
 
     stride: int = 1  #: one Gaussian per stride×stride pixels
-    footprint_sigma_px: float = 0.5  #: source-view standard deviation of each Gaussian (px)
+    footprint_sigma_px: float = 0.4  #: source-view standard deviation of each Gaussian (px)
     thickness_ratio: float = 0.05  #: normal-axis scale relative to the footprint
     opacity: float = 0.999
     sky_depth: float = 1000.0  #: metres; where sky is placed
     max_depth: float = 150.0  #: metres; completed depth is clipped here
     box_grow_m: float = 0.25  #: actor boxes grow by this much on every side
-    ground_clearance_m: float = 0.15  #: Gaussians this close to the ground stay static
-    max_stretch: float = 8.0  #: grazing-angle footprints are stretched at most this much
+    ground_clearance_m: float = 0.08  #: Gaussians this close to the ground stay static
+    max_stretch: float = 40.0  #: grazing-angle footprints are stretched at most this much
 
 
 def pixel_grid(width: int, height: int, stride: int) -> tuple[np.ndarray, np.ndarray]:

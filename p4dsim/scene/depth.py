@@ -46,7 +46,9 @@ def _odd(n: float) -> int:
     return k if k % 2 else k + 1
 
 
-def complete_depth(sparse: np.ndarray, max_depth: float = 150.0, scale: float | None = None) -> np.ndarray:
+def complete_depth(
+    sparse: np.ndarray, max_depth: float = 150.0, scale: float | None = None
+) -> np.ndarray:
     """Dense depth from sparse returns by morphological completion (in the spirit of IP-Basic).
 
     Depth is inverted (near = large) so that dilation lets near surfaces win at depth edges;
@@ -107,7 +109,7 @@ def detect_sky(image: np.ndarray, sparse: np.ndarray) -> np.ndarray:
     grad = np.abs(cv2.Laplacian(cv2.GaussianBlur(gray, (3, 3), 0), cv2.CV_32F))
     grad = cv2.blur(grad, (5, 5))
     sky_colour = ((b >= r - 0.02) & (bright > 0.45)) | (bright > 0.9)
-    cand = (above & sky_colour & (grad < 0.03)).astype(np.uint8)
+    cand = (above & sky_colour & (grad < 0.08)).astype(np.uint8)
     n, labels = cv2.connectedComponents(cand, connectivity=4)
     top_labels = np.unique(labels[0][cand[0] > 0])
     return np.isin(labels, top_labels[top_labels > 0])
