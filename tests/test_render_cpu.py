@@ -204,7 +204,7 @@ def test_projection_matches_gsplat_torch_implementation() -> None:
         torch.from_numpy(Ks.astype(np.float32)),
         W,
         H,
-        eps2d=0.3,
+        eps2d=RasterSettings().eps2d,
     )
     for c in range(2):
         p = project_gaussians(g, V[c], Ks[c], W, H)
