@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,8 @@ from p4dsim.render import get_renderer
 from p4dsim.render.base import Renderer, RenderOutput
 from p4dsim.scenario.actors import resolve_motions
 from p4dsim.scenario.ego import PoseFn, constant_velocity_base, ego_poses, log_base
-from p4dsim.scenario.model import Scenario
+from p4dsim.scenario.model import OutputModel, Scenario
+from p4dsim.scenario.variants import expand_variants
 from p4dsim.scene.builder import BuildConfig, build_scene
 from p4dsim.scene.motion import Motion
 from p4dsim.scene.scene4d import Scene4D
@@ -193,6 +194,70 @@ def open_source(scenario: Scenario, base_dir: Path | None, where: str) -> tuple[
     return spec, log
 
 
+def frame_row(
+    scene: Scene4D,
+    timeline: Timeline,
+    fr: RenderedFrame,
+    base: dict[str, Any],
+    output: OutputModel,
+) -> dict[str, Any]:
+    """The ``frames`` table row of one rendered frame (see :mod:`p4dsim.io.dataset`)."""
+    k, n = fr.index, len(timeline.times)
+    T_ego = timeline.T_world_ego[k]
+    if k + 1 < n:
+        v = (timeline.T_world_ego[k + 1, :3, 3] - T_ego[:3, 3]) / (timeline.times[k + 1] - fr.t)
+    elif k > 0:
+        v = (T_ego[:3, 3] - timeline.T_world_ego[k - 1, :3, 3]) / (fr.t - timeline.times[k - 1])
+    else:
+        v = np.zeros(3)
+    cam = timeline.camera
+    return {
+        **base,
+        "timestamp_us": int(scene.timestamp_us + round(fr.t * 1e6)),
+        "t_s": fr.t,
+        "width": cam.width,
+        "height": cam.height,
+        "K": _flat(cam.K),
+        "T_world_camera": _flat(timeline.T_world_camera[k]),
+        "T_world_ego": _flat(T_ego),
+        "ego_speed": float(np.linalg.norm(v[:2])),
+        "rgb": encode_rgb(fr.rgb, output.rgb, output.jpeg_quality),
+        "rgb_format": output.rgb,
+        "depth": encode_depth(fr.depth, output.depth),
+        "depth_format": output.depth,
+        "alpha_mean": float(fr.alpha.mean()),
+        "coverage": fr.coverage,
+        "source_dataset": scene.source.dataset,
+        "source_log": scene.source.log_id,
+        "source_frame": scene.source.frame_index,
+        "collision": None,
+        "min_distance_m": None,
+        "ttc_s": None,
+        "kinematic_warning": None,
+    }
+
+
+def iter_rows(
+    scene: Scene4D,
+    log: Log | None,
+    scenario: Scenario,
+    renderer: Renderer,
+    run_id: str,
+    variant_id: str = "base",
+    where: str = "scenario",
+) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Render one run of ``scenario`` on a prebuilt ``scene``; yields (frame row, actor rows)
+    per time step. The scene is not modified, so one scene serves many variants."""
+    timeline = make_timeline(scenario, scene, log, where)
+    for k in range(len(timeline.times)):
+        fr = render_frame(scene, timeline, k, renderer)
+        base = {"run_id": run_id, "variant_id": variant_id, "frame_index": k}
+        yield (
+            frame_row(scene, timeline, fr, base, scenario.output),
+            actor_rows(scene, timeline, fr, base),
+        )
+
+
 def replay(
     scenario: Scenario,
     out_dir: Path | None = None,
@@ -208,59 +273,37 @@ def replay(
     spec, log = open_source(scenario, base_dir, where)
     frame = log.frame(spec.frame)
     scene = build_scene(frame, BuildConfig(stride=scenario.scene.stride))
-    timeline = make_timeline(scenario, scene, log, where)
     renderer = get_renderer(device or scenario.render.device)
+    variants = expand_variants(scenario, where)
     writer = DatasetWriter(out_dir, rows_per_shard=scenario.output.rows_per_shard)
     run_id = scenario.name or "replay"
-    n = len(timeline.times)
-    coverage = []
+    total = sum(len(v.scenario.times()) for v in variants)
+    coverage: list[float] = []
+    runs = []
     try:
-        for k in range(n):
-            fr = render_frame(scene, timeline, k, renderer)
-            coverage.append(fr.coverage)
-            base = {"run_id": run_id, "variant_id": "base", "frame_index": k}
-            T_ego = timeline.T_world_ego[k]
-            if k + 1 < n:
-                v = (timeline.T_world_ego[k + 1, :3, 3] - T_ego[:3, 3]) / (
-                    timeline.times[k + 1] - fr.t
-                )
-            elif k > 0:
-                v = (T_ego[:3, 3] - timeline.T_world_ego[k - 1, :3, 3]) / (
-                    fr.t - timeline.times[k - 1]
-                )
-            else:
-                v = np.zeros(3)
-            cam = timeline.camera
-            row = {
-                **base,
-                "timestamp_us": int(scene.timestamp_us + round(fr.t * 1e6)),
-                "t_s": fr.t,
-                "width": cam.width,
-                "height": cam.height,
-                "K": _flat(cam.K),
-                "T_world_camera": _flat(timeline.T_world_camera[k]),
-                "T_world_ego": _flat(T_ego),
-                "ego_speed": float(np.linalg.norm(v[:2])),
-                "rgb": encode_rgb(fr.rgb, scenario.output.rgb, scenario.output.jpeg_quality),
-                "rgb_format": scenario.output.rgb,
-                "depth": encode_depth(fr.depth, scenario.output.depth),
-                "depth_format": scenario.output.depth,
-                "alpha_mean": float(fr.alpha.mean()),
-                "coverage": fr.coverage,
-                "source_dataset": scene.source.dataset,
-                "source_log": scene.source.log_id,
-                "source_frame": scene.source.frame_index,
-                "collision": None,
-                "min_distance_m": None,
-                "ttc_s": None,
-                "kinematic_warning": None,
-            }
-            writer.add(row, actor_rows(scene, timeline, fr, base))
-            if on_frame:
-                on_frame(k + 1, n)
+        done = 0
+        for variant in variants:
+            n = 0
+            for row, actors in iter_rows(
+                scene, log, variant.scenario, renderer, run_id, variant.variant_id, where
+            ):
+                coverage.append(row["coverage"])
+                writer.add(row, actors)
+                n += 1
+                done += 1
+                if on_frame:
+                    on_frame(done, total)
+            runs.append(
+                {
+                    "run_id": run_id,
+                    "variant_id": variant.variant_id,
+                    "frames": n,
+                    "overrides": variant.overrides,
+                }
+            )
         seconds = time.perf_counter() - t0
         summary = {
-            "frames": n,
+            "frames": done,
             "seconds": round(seconds, 3),
             "mean_coverage": float(np.mean(coverage)) if coverage else None,
             "gaussians": scene.num_gaussians(),
@@ -274,11 +317,11 @@ def replay(
             "scenario": scenario.model_dump(mode="json"),
             "source": spec.to_mapping(),
             "seed": scenario.seed,
-            "runs": [{"run_id": run_id, "variant_id": "base", "frames": n}],
+            "runs": runs,
             "summary": summary,
         }
         writer.commit(manifest)
     except BaseException:
         writer.abort()
         raise
-    return ReplayResult(out_dir, n, seconds, summary)
+    return ReplayResult(out_dir, done, seconds, summary)
