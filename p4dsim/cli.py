@@ -79,6 +79,8 @@ def replay(
     ):
         if key in s:
             table.add_row(label, "none" if s[key] is None else f"{s[key]:.2f}")
+    for fmt, path in s.get("exports", {}).items():
+        table.add_row(f"export {fmt}", path)
     console.print(table)
 
 
@@ -116,6 +118,24 @@ def info(
         "ego speed", f"{float((fr.ego_velocity[0] ** 2 + fr.ego_velocity[1] ** 2) ** 0.5):.2f} m/s"
     )
     console.print(table)
+
+
+@app.command()
+def export(
+    dataset: Annotated[Path, typer.Argument(help="A p4dsim dataset folder (with manifest.json).")],
+    out: Annotated[Path, typer.Argument(help="Destination folder.")],
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format", "-f", help="Exporter name, e.g. kitti or waymo-v2 (see `p4dsim adapters`)."
+        ),
+    ],
+) -> None:
+    """Export a dataset to another layout (KITTI object, Waymo v2, ...)."""
+    from p4dsim.io.export import export_dataset
+
+    s = export_dataset(dataset, format, out)
+    console.print(f"exported {s.frames} frames and {s.objects} objects as {format} to {s.out_dir}")
 
 
 @app.command()

@@ -20,6 +20,8 @@ from p4dsim.errors import ConfigError
 from p4dsim.geometry import inv_pose, transform_points, yaw_of
 from p4dsim.io.codecs import encode_depth, encode_rgb
 from p4dsim.io.dataset import DatasetWriter
+from p4dsim.io.export import export_dataset
+from p4dsim.plugins import get_exporter
 from p4dsim.render import get_renderer
 from p4dsim.render.base import Renderer, RenderOutput
 from p4dsim.scenario.actors import resolve_motions
@@ -274,6 +276,11 @@ def replay(
     frame = log.frame(spec.frame)
     scene = build_scene(frame, BuildConfig(stride=scenario.scene.stride))
     renderer = get_renderer(device or scenario.render.device)
+    for i, fmt in enumerate(scenario.output.formats):
+        try:
+            get_exporter(fmt)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: field 'output.formats[{i}]': {exc}") from None
     variants = expand_variants(scenario, where)
     writer = DatasetWriter(out_dir, rows_per_shard=scenario.output.rows_per_shard)
     run_id = scenario.name or "replay"
@@ -324,4 +331,7 @@ def replay(
     except BaseException:
         writer.abort()
         raise
+    for fmt in scenario.output.formats:
+        s = export_dataset(out_dir, fmt, out_dir / "exports" / fmt)
+        summary.setdefault("exports", {})[fmt] = str(s.out_dir)
     return ReplayResult(out_dir, done, seconds, summary)

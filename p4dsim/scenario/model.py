@@ -134,6 +134,9 @@ class OutputModel(Strict):
     depth: Literal["float16", "png16"] = "float16"
     jpeg_quality: int = Field(95, ge=1, le=100)
     rows_per_shard: int = Field(64, gt=0)
+    formats: list[str] = []
+    """Exporters run after the dataset is written, each into DATASET/exports/<format>
+    (e.g. kitti, waymo-v2; see `p4dsim adapters`)."""
 
 
 class RenderModel(Strict):
