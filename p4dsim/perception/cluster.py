@@ -21,7 +21,7 @@ class ClusterConfig:
     min_height: float = 0.3  #: points this close to the ground plane are ground
     max_height: float = 3.6  #: points higher above the ground are cut (canopies, facades)
     min_range: float = 2.5  #: points nearer the sensor (ego body) are dropped
-    max_range: float = 60.0  #: horizontal range limit of the search
+    max_range: float = 50.0  #: horizontal range limit of the search
     eps: float = 0.45  #: DBSCAN neighbourhood at zero range
     eps_range_scale: float = 30.0  #: eps grows as eps * (1 + r / eps_range_scale)
     min_points: int = 4  #: DBSCAN core-point count
@@ -31,6 +31,7 @@ class ClusterConfig:
     max_length: float = 13.0
     max_width: float = 3.3
     min_top: float = 0.9  #: the highest point must be at least this far above the ground
+    max_bottom: float = 1.0  #: the lowest point must be at most this far above the ground
     max_top: float = 4.3
     # priors that extend boxes whose far sides are hidden
     prior_length: float = 4.2
@@ -85,16 +86,25 @@ def _warp(points: np.ndarray, scale: float) -> np.ndarray:
 
 
 def dbscan_labels(
-    points: np.ndarray, eps: float, min_points: int, range_scale: float
+    points: np.ndarray, eps: float, min_points: int, range_scale: float, voxel: float = 0.15
 ) -> np.ndarray:
     """Cluster labels [N] (-1 noise) of points [N, 3] by open3d's DBSCAN with eps scaled by
-    range (see :func:`_warp`)."""
+    range (see :func:`_warp`). Points are first merged into ``voxel``-metre cells (their
+    centroids are clustered, each point takes its cell's label): dense near-range surfaces
+    would otherwise make DBSCAN slow. ``min_points`` counts cells."""
     import open3d as o3d
 
     if len(points) == 0:
         return np.zeros(0, dtype=np.int64)
-    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(_warp(points, range_scale)))
-    return np.asarray(pcd.cluster_dbscan(eps=eps, min_points=min_points, print_progress=False))
+    keys = np.floor(points / voxel).astype(np.int64)
+    _, inv, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+    inv = inv.reshape(-1)
+    cent = np.zeros((len(counts), 3))
+    np.add.at(cent, inv, points)
+    cent /= counts[:, None]
+    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(_warp(cent, range_scale)))
+    lab = np.asarray(pcd.cluster_dbscan(eps=eps, min_points=min_points, print_progress=False))
+    return lab[inv]
 
 
 def _rect_in_axes(xy: np.ndarray, yaw: float) -> tuple[np.ndarray, np.ndarray]:
@@ -202,7 +212,7 @@ def find_clusters(
             continue
         pts = q[m]
         top = float(hq[m].max())
-        if not (cfg.min_top <= top <= cfg.max_top):
+        if not (cfg.min_top <= top <= cfg.max_top) or float(hq[m].min()) > cfg.max_bottom:
             continue
         if (
             np.mean(hq[m] > cfg.max_height - 0.2) > 0.02

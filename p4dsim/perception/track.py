@@ -99,6 +99,7 @@ def _icp(
     fallback_xy: np.ndarray,
     weak: float = 0.08,
     iterations: int = 10,
+    max_yaw: float = 0.1,
 ) -> tuple[np.ndarray, float]:
     """Planar rigid transform [4, 4] (yaw and x, y only) mapping src [N, 3] onto dst [M, 3] by
     point-to-plane ICP on the target's open3d normals, with the share of src points that have a
@@ -108,7 +109,9 @@ def _icp(
     full 6-DoF point-to-plane system singular. Point-to-plane cannot see motion along a flat
     side either (a vehicle seen only from behind slides sideways freely): along a horizontal
     direction that fewer than ``weak`` of the matched normals face, the translation is taken
-    from ``fallback_xy`` [2] (the displacement of the fitted boxes' centres) instead.
+    from ``fallback_xy`` [2] (the displacement of the fitted boxes' centres) instead. The
+    rotation is about the src centroid and at most ``max_yaw`` radians; ``init`` is a pure
+    translation.
     """
     import open3d as o3d
 
@@ -119,7 +122,11 @@ def _icp(
     pd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(dst))
     pd.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=0.8, max_nn=20))
     normals = np.asarray(pd.normals)
-    yaw = float(np.arctan2(init[1, 0], init[0, 0]))
+    m0 = src.mean(axis=0)
+    m0[2] = 0.0
+    src = src - m0
+    dst = dst - m0
+    yaw = 0.0
     t = np.array(init[:2, 3], dtype=np.float64)
     H = np.zeros((3, 3))
     fitness = 0.0
@@ -143,7 +150,7 @@ def _icp(
             H = J.T @ J
             step = -np.linalg.solve(H + 1e-6 * len(J) * np.eye(3), J.T @ r)
             t += step[:2]
-            yaw += float(step[2])
+            yaw = float(np.clip(yaw + step[2], -max_yaw, max_yaw))
             if np.abs(step).max() < 1e-4:
                 break
     w, E = np.linalg.eigh(H[:2, :2] / max(len(src) * fitness, 1.0))
@@ -153,7 +160,7 @@ def _icp(
             t += e * float(e @ (np.asarray(fallback_xy) - t))
     out = np.eye(4)
     out[:2, :2] = [[np.cos(yaw), -np.sin(yaw)], [np.sin(yaw), np.cos(yaw)]]
-    out[:2, 3] = t
+    out[:2, 3] = m0[:2] + t - out[:2, :2] @ m0[:2]
     return out, fitness
 
 
@@ -233,7 +240,12 @@ def detect(
                 if offsets[i]:
                     init[:2, 3] = pred[:2] - c.center[:2]
                 T, fit = _icp(
-                    c.points, P_pts[m], init, tcfg.icp_distances, P_ctr[m, :2] - c.center[:2]
+                    c.points,
+                    P_pts[m],
+                    init,
+                    tcfg.icp_distances,
+                    P_ctr[m, :2] - c.center[:2],
+                    max_yaw=tcfg.max_yaw_rate * dt,
                 )
                 if fit >= tcfg.min_fitness and (best is None or fit > best[1]):
                     best = (T, fit)
@@ -248,6 +260,9 @@ def detect(
         det_conf = float(np.clip(len(c.points) / 50.0, 0.2, 1.0))
         if offsets[i]:
             v, acc, yr = _fit_motion(offsets[i], yaws[i], tcfg)
+            if np.hypot(v[0], v[1]) > tcfg.max_speed:  # an implausible match: treat as none
+                offsets[i] = []
+        if offsets[i]:
             if np.hypot(v[0], v[1]) < tcfg.static_speed:
                 v, acc, yr = np.zeros(3), (None if acc is None else np.zeros(3)), 0.0
             static = False
