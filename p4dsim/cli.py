@@ -90,6 +90,12 @@ def info(
     frame: Annotated[
         int | None, typer.Option(help="Frame to describe (default: the source's frame or 0).")
     ] = None,
+    actors: Annotated[
+        bool, typer.Option("--actors", help="Find vehicles in the LiDAR and list them.")
+    ] = False,
+    bev: Annotated[
+        Path | None, typer.Option(help="With --actors: write a bird's-eye PNG here.")
+    ] = None,
 ) -> None:
     """Summarise a source: frames, camera, LiDAR points, boxes by label."""
     from p4dsim.source import SourceSpec
@@ -118,6 +124,42 @@ def info(
         "ego speed", f"{float((fr.ego_velocity[0] ** 2 + fr.ego_velocity[1] ** 2) ** 0.5):.2f} m/s"
     )
     console.print(table)
+    if actors or bev is not None:
+        _print_actors(log, idx, fr, bev)
+
+
+def _print_actors(log, idx: int, fr, bev: Path | None) -> None:
+    """The vehicles found in frame ``idx``'s LiDAR (see p4dsim.perception), and a bird's-eye
+    PNG of them when ``bev`` is given."""
+    import time
+
+    from p4dsim.perception.track import detect
+
+    if fr.lidar is None or len(fr.lidar) == 0:
+        raise P4DSimError(f"--actors: frame {idx} has no LiDAR points to find vehicles in")
+    t0 = time.perf_counter()
+    found = detect(log, idx)
+    seconds = time.perf_counter() - t0
+    table = Table(title=f"auto actors of frame {idx} ({seconds:.1f} s)")
+    for col in ("id", "x, y (m)", "l×w×h (m)", "yaw", "speed", "scans", "points", "confidence"):
+        table.add_column(col)
+    for i, a in enumerate(found):
+        c = a.cluster
+        table.add_row(
+            f"auto{i}",
+            f"{c.center[0]:.1f}, {c.center[1]:.1f}",
+            "×".join(f"{x:.1f}" for x in c.size),
+            f"{a.yaw:+.2f}",
+            "static?" if a.static else f"{a.speed:.2f} m/s",
+            str(a.matched),
+            str(len(c.points)),
+            f"{a.confidence:.2f}",
+        )
+    console.print(table)
+    if bev is not None:
+        from p4dsim.perception.bev import write_bev
+
+        console.print(f"bird's-eye view: {write_bev(bev, fr.lidar, found)}")
 
 
 @app.command()

@@ -21,6 +21,7 @@ from p4dsim.geometry import inv_pose, transform_points, yaw_of
 from p4dsim.io.codecs import encode_depth, encode_rgb
 from p4dsim.io.dataset import DatasetWriter
 from p4dsim.io.export import export_dataset
+from p4dsim.perception.select import frame_with_actors
 from p4dsim.plugins import get_exporter
 from p4dsim.render import get_renderer
 from p4dsim.render.base import Renderer, RenderOutput
@@ -274,6 +275,7 @@ def replay(
     t0 = time.perf_counter()
     spec, log = open_source(scenario, base_dir, where)
     frame = log.frame(spec.frame)
+    frame = frame_with_actors(frame, log, spec.frame, scenario.actors.source, where)
     scene = build_scene(frame, BuildConfig(stride=scenario.scene.stride))
     renderer = get_renderer(device or scenario.render.device)
     for i, fmt in enumerate(scenario.output.formats):

@@ -113,6 +113,9 @@ class ActorsModel(Strict):
     """Behaviour of every actor no rule selects (a name or a mapping with `type`)."""
     rules: list[ActorRule] = []
     """Rules applied in order; the last matching rule wins."""
+    source: Literal["auto", "labels", "none"] | None = None
+    """Where actors come from: the log's boxes (labels), vehicles found in the LiDAR (auto) or
+    none; default: labels when the frame has boxes, auto when it has none but has LiDAR."""
 
     @field_validator("default", mode="before")
     @classmethod

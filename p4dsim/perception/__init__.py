@@ -1,0 +1,1 @@
+"""Actors without labels: vehicles found and tracked in a log's LiDAR sweeps."""
