@@ -1,0 +1,292 @@
+"""The future-frame protocol: build a scene from frame t, predict the views of t + k.
+
+For every selected source frame t and horizon k (frames), the scene built from frame t alone
+is rendered at the logged camera pose of frame t + k (other vehicles follow their logged
+tracks where the log has them, their box velocity otherwise) and compared with the real frame
+t + k: PSNR and SSIM of the image, AbsRel and RMSE of depth against the LiDAR of t + k
+projected into the image, and coverage. The ``copy`` and ``lidar_warp`` baselines predict the
+same views (:mod:`p4dsim.eval.baselines`).
+
+Logs with an oracle (toytown: ``log.world.render`` gives the true view from any pose at any
+time) also evaluate perturbed, never-logged ego paths: the reference image is the oracle's
+view and the reference depth the oracle's LiDAR sweep from the perturbed pose.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from p4dsim.errors import ConfigError
+from p4dsim.eval.baselines import Prediction, copy_prediction, lidar_warp_prediction, source_depth
+from p4dsim.eval.metrics import depth_errors, psnr, ssim
+from p4dsim.geometry import inv_pose
+from p4dsim.render import get_renderer
+from p4dsim.replay import Timeline, render_frame
+from p4dsim.scenario.actors import resolve_motions
+from p4dsim.scenario.ego import ego_poses, log_base
+from p4dsim.scenario.model import ActorsModel, EgoModel, LateralOffset, SpeedScale
+from p4dsim.scene.builder import BuildConfig, build_scene
+from p4dsim.scene.depth import project_lidar
+from p4dsim.types import Frame, Log
+
+METHODS: tuple[str, ...] = ("p4dsim", "copy", "lidar_warp")
+METRICS: tuple[str, ...] = ("psnr", "ssim", "absrel", "rmse", "depth_density", "coverage")
+#: trajectory name of the logged ego path
+LOGGED = "log"
+
+
+@dataclass
+class Target:
+    """One view to predict: camera pose in the scene world (frame t's ego frame) [4, 4],
+    time since frame t (s), reference rgb uint8 [H, W, 3] and sparse reference depth [H, W]."""
+
+    trajectory: str
+    horizon: int
+    dt: float
+    T_scene_ego: np.ndarray
+    rgb: np.ndarray
+    depth: np.ndarray
+
+
+@dataclass
+class FutureEval:
+    """Result of :func:`evaluate_future`.
+
+    samples: one dict per (trajectory, method, source frame t, horizon) with the metrics of
+    :data:`METRICS`; meta: source, frames, horizons, resolution, timings.
+    """
+
+    samples: list[dict[str, Any]]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def resize_frame(frame: Frame, width: int, height: int) -> Frame:
+    """The frame with its image resampled to ``width``×``height`` (intrinsics scaled; LiDAR,
+    boxes and poses unchanged; per-pixel extras dropped)."""
+    if (frame.camera.width, frame.camera.height) == (width, height):
+        return frame
+    image = cv2.resize(frame.image, (width, height), interpolation=cv2.INTER_AREA)
+    extras = {k: v for k, v in frame.extras.items() if not isinstance(v, np.ndarray)}
+    return Frame(
+        image=image,
+        camera=frame.camera.with_resolution(width, height),
+        lidar=frame.lidar,
+        boxes=frame.boxes,
+        T_world_ego=frame.T_world_ego,
+        ego_velocity=frame.ego_velocity,
+        timestamp_us=frame.timestamp_us,
+        source=frame.source,
+        extras=extras,
+    )
+
+
+def has_oracle(log: Log) -> bool:
+    """Whether the log can render the true view from any pose (toytown)."""
+    world = getattr(log, "world", None)
+    return world is not None and callable(getattr(world, "render", None))
+
+
+def trajectory_name(p: LateralOffset | SpeedScale) -> str:
+    if isinstance(p, LateralOffset):
+        return f"lateral_offset={p.offset_m:g}"
+    return f"speed_scale={p.scale:g}"
+
+
+def score(pred: Prediction, target: Target) -> dict[str, float | None]:
+    """Metrics of one prediction against one target."""
+    d = depth_errors(pred.depth, target.depth)
+    return {
+        "psnr": psnr(pred.rgb, target.rgb),
+        "ssim": ssim(pred.rgb, target.rgb),
+        "absrel": d.absrel,
+        "rmse": d.rmse,
+        "depth_density": d.density,
+        "coverage": pred.coverage,
+    }
+
+
+class _Frames:
+    """Log frames loaded once each, resized, dropped when no longer needed."""
+
+    def __init__(self, log: Log, resolution: tuple[int, int] | None):
+        self.log, self.resolution, self.cache = log, resolution, {}
+
+    def get(self, i: int) -> Frame:
+        if i not in self.cache:
+            f = self.log.frame(i)
+            if self.resolution is not None:
+                f = resize_frame(f, *self.resolution)
+            self.cache[i] = f
+        return self.cache[i]
+
+    def forget_before(self, i: int) -> None:
+        for k in [k for k in self.cache if k < i]:
+            del self.cache[k]
+
+
+def _logged_targets(
+    log: Log, frames: _Frames, t: int, horizons: Sequence[int], T_log_scene: np.ndarray
+) -> list[Target]:
+    src = frames.get(t)
+    out = []
+    for k in horizons:
+        if t + k >= len(log):
+            continue
+        f = frames.get(t + k)
+        ref_depth = (
+            project_lidar(f.lidar, f.camera)
+            if f.lidar is not None
+            else np.zeros(f.image.shape[:2], np.float32)
+        )
+        out.append(
+            Target(
+                LOGGED,
+                k,
+                (f.timestamp_us - src.timestamp_us) / 1e6,
+                inv_pose(T_log_scene) @ f.T_world_ego,
+                f.image,
+                ref_depth,
+            )
+        )
+    return out
+
+
+def _perturbed_targets(
+    log: Log,
+    frames: _Frames,
+    t: int,
+    horizons: Sequence[int],
+    T_log_scene: np.ndarray,
+    pert: LateralOffset | SpeedScale,
+) -> list[Target]:
+    src = frames.get(t)
+    traj = log.ego_trajectory()
+    if traj is None:
+        raise ConfigError(f"--perturb: the {log.dataset} log has no ego poses to perturb")
+    ts_us, T_log = traj
+    base = log_base(
+        (np.asarray(ts_us, np.int64) - src.timestamp_us) / 1e6,
+        inv_pose(T_log_scene) @ np.asarray(T_log, np.float64),
+    )
+    ks = [k for k in horizons if t + k < len(log)]
+    dts = np.array([(frames.get(t + k).timestamp_us - src.timestamp_us) / 1e6 for k in ks])
+    if not ks:
+        return []
+    poses = ego_poses(EgoModel(base="log", perturbations=[pert]), base, dts)
+    cam = src.camera
+    world = log.world  # type: ignore[attr-defined]
+    t0 = float(src.extras.get("time_s", log.time(t)))  # type: ignore[attr-defined]
+    out = []
+    for k, dt, T_scene_ego in zip(ks, dts, poses, strict=True):
+        T_log_ego = T_log_scene @ T_scene_ego
+        gt = world.render(cam.K, cam.width, cam.height, T_log_ego @ cam.T_ego_camera, t0 + dt)
+        pts = world.lidar(T_log_ego, t0 + dt)
+        out.append(
+            Target(
+                trajectory_name(pert),
+                k,
+                float(dt),
+                T_scene_ego,
+                gt.rgb,
+                project_lidar(pts, cam),
+            )
+        )
+    return out
+
+
+def evaluate_future(
+    log: Log,
+    frames: Sequence[int],
+    horizons: Sequence[int],
+    resolution: tuple[int, int] | None = None,
+    perturbations: Sequence[LateralOffset | SpeedScale] = (),
+    device: str = "auto",
+    build: BuildConfig | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> FutureEval:
+    """Run the future-frame protocol on ``log``.
+
+    frames: source frame indices t; horizons: frame offsets k > 0 (pairs with t + k beyond the
+    log are skipped); resolution: (width, height) to evaluate at (default: the log's);
+    perturbations: extra ego paths (each one a step from frame t on), only on logs with an
+    oracle; device: renderer (auto, cpu, cuda). on_step(done, total) reports progress per t.
+    """
+    if perturbations and not has_oracle(log):
+        raise ConfigError(
+            f"--perturb: the {log.dataset} log has no ground truth for unlogged poses; "
+            "perturbed trajectories can only be evaluated on toytown"
+        )
+    horizons = sorted(set(int(k) for k in horizons))
+    renderer = get_renderer(device)
+    cache = _Frames(log, resolution)
+    samples: list[dict[str, Any]] = []
+    timings = {"build_s": 0.0, "render_s": 0.0, "baselines_s": 0.0}
+    t_start = time.perf_counter()
+    used = [t for t in frames if any(t + k < len(log) for k in horizons)]
+    for n_done, t in enumerate(used):
+        cache.forget_before(t)
+        src = cache.get(t)
+        t0 = time.perf_counter()
+        scene = build_scene(src, build or BuildConfig())
+        timings["build_s"] += time.perf_counter() - t0
+        targets = _logged_targets(log, cache, t, horizons, scene.T_log_scene)
+        for p in perturbations:
+            targets += _perturbed_targets(log, cache, t, horizons, scene.T_log_scene, p)
+        if not targets:
+            continue
+        times = np.array([tg.dt for tg in targets])
+        motions = resolve_motions(ActorsModel(), scene, log, f"frame {t}")
+        actor_poses = {tid: m.poses(times) for tid, m in motions.items() if m is not None}
+        T_ego = np.stack([tg.T_scene_ego for tg in targets])
+        timeline = Timeline(times, T_ego, actor_poses, scene.camera)
+        t0 = time.perf_counter()
+        depth_t = source_depth(src)
+        copy = copy_prediction(src, depth_t)
+        timings["baselines_s"] += time.perf_counter() - t0
+        for i, tg in enumerate(targets):
+            t0 = time.perf_counter()
+            fr = render_frame(scene, timeline, i, renderer)
+            timings["render_s"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            T_cam = tg.T_scene_ego @ scene.camera.T_ego_camera
+            warp = lidar_warp_prediction(src, T_cam, scene.camera, fallback=copy)
+            timings["baselines_s"] += time.perf_counter() - t0
+            preds = {
+                "p4dsim": Prediction(fr.rgb, fr.depth, fr.coverage),
+                "copy": copy,
+                "lidar_warp": warp,
+            }
+            for method, pred in preds.items():
+                samples.append(
+                    {
+                        "trajectory": tg.trajectory,
+                        "method": method,
+                        "t": int(t),
+                        "horizon": tg.horizon,
+                        "dt_s": tg.dt,
+                        **score(pred, tg),
+                    }
+                )
+        if on_step:
+            on_step(n_done + 1, len(used))
+    cam = cache.get(used[0]).camera if used else None
+    meta = {
+        "dataset": log.dataset,
+        "log_id": log.log_id,
+        "frames": [int(t) for t in used],
+        "horizons": horizons,
+        "resolution": None if cam is None else [cam.width, cam.height],
+        "trajectories": [LOGGED] + [trajectory_name(p) for p in perturbations],
+        "methods": list(METHODS),
+        "renderer": f"{renderer.name} ({renderer.device_name})",
+        "actors_tracked": len(log.tracks()),
+        "seconds": round(time.perf_counter() - t_start, 2),
+        **{k: round(v, 2) for k, v in timings.items()},
+    }
+    return FutureEval(samples, meta)
