@@ -263,6 +263,14 @@ def eval_future(
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    actors: Annotated[
+        str,
+        typer.Option(
+            "--actors",
+            help="Comma-separated actor sources, one p4dsim method each: default (labels, or "
+            "LiDAR-detected vehicles when the frame has none), auto, labels, none.",
+        ),
+    ] = "default",
 ) -> None:
     """Future-frame protocol: build the scene at frame t, render the logged views of t+k,
     compare with the real frames (PSNR, SSIM, depth AbsRel/RMSE vs LiDAR, coverage) next to
@@ -282,6 +290,13 @@ def eval_future(
     if device not in ("auto", "cpu", "cuda"):
         raise P4DSimError(f"--device must be auto, cpu or cuda, got '{device}'")
     ks = parse_horizons(horizons)
+    actor_sources: list[str | None] = []
+    for a in (x.strip() for x in actors.split(",")):
+        if a not in ("default", "auto", "labels", "none"):
+            raise P4DSimError(
+                f"--actors: unknown actor source '{a}' (use default, auto, labels or none)"
+            )
+        actor_sources.append(None if a == "default" else a)
     res = parse_resolution(resolution) if resolution else None
     perts = [parse_perturbation(p) for p in perturb or []]
     spec = SourceSpec.parse(source)
@@ -307,6 +322,7 @@ def eval_future(
             perturbations=perts,
             device=device,
             on_step=lambda done, total: progress.update(task, completed=done, total=total),
+            actor_sources=actor_sources,
         )
     if not result.samples:
         raise P4DSimError(

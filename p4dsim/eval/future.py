@@ -26,6 +26,7 @@ from p4dsim.errors import ConfigError
 from p4dsim.eval.baselines import Prediction, copy_prediction, lidar_warp_prediction, source_depth
 from p4dsim.eval.metrics import depth_errors, psnr, ssim
 from p4dsim.geometry import inv_pose
+from p4dsim.perception.select import frame_with_actors
 from p4dsim.render import get_renderer
 from p4dsim.replay import Timeline, render_frame
 from p4dsim.scenario.actors import resolve_motions
@@ -84,6 +85,11 @@ def resize_frame(frame: Frame, width: int, height: int) -> Frame:
         source=frame.source,
         extras=extras,
     )
+
+
+def method_name(actor_source: str | None) -> str:
+    """``p4dsim`` for the default actor source, else ``p4dsim_<source>``."""
+    return "p4dsim" if actor_source is None else f"p4dsim_{actor_source}"
 
 
 def has_oracle(log: Log) -> bool:
@@ -209,6 +215,7 @@ def evaluate_future(
     device: str = "auto",
     build: BuildConfig | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    actor_sources: Sequence[str | None] = (None,),
 ) -> FutureEval:
     """Run the future-frame protocol on ``log``.
 
@@ -216,6 +223,9 @@ def evaluate_future(
     log are skipped); resolution: (width, height) to evaluate at (default: the log's);
     perturbations: extra ego paths (each one a step from frame t on), only on logs with an
     oracle; device: renderer (auto, cpu, cuda). on_step(done, total) reports progress per t.
+    actor_sources: one p4dsim method per entry — ``None`` (method ``p4dsim``: labels where the
+    frame has boxes, else vehicles detected in the LiDAR) or ``auto``/``labels``/``none``
+    (method ``p4dsim_<source>``), so scenes with and without actors compare in one run.
     """
     if perturbations and not has_oracle(log):
         raise ConfigError(
@@ -233,7 +243,11 @@ def evaluate_future(
         cache.forget_before(t)
         src = cache.get(t)
         t0 = time.perf_counter()
-        scene = build_scene(src, build or BuildConfig())
+        scenes = {}
+        for a_src in actor_sources:
+            with_actors = frame_with_actors(src, log, t, a_src, where=f"frame {t}")
+            scenes[method_name(a_src)] = build_scene(with_actors, build or BuildConfig())
+        scene = next(iter(scenes.values()))
         timings["build_s"] += time.perf_counter() - t0
         targets = _logged_targets(log, cache, t, horizons, scene.T_log_scene)
         for p in perturbations:
@@ -241,27 +255,28 @@ def evaluate_future(
         if not targets:
             continue
         times = np.array([tg.dt for tg in targets])
-        motions = resolve_motions(ActorsModel(), scene, log, f"frame {t}")
-        actor_poses = {tid: m.poses(times) for tid, m in motions.items() if m is not None}
         T_ego = np.stack([tg.T_scene_ego for tg in targets])
-        timeline = Timeline(times, T_ego, actor_poses, scene.camera)
+        timelines = {}
+        for name, sc in scenes.items():
+            motions = resolve_motions(ActorsModel(), sc, log, f"frame {t}")
+            actor_poses = {tid: m.poses(times) for tid, m in motions.items() if m is not None}
+            timelines[name] = Timeline(times, T_ego, actor_poses, sc.camera)
         t0 = time.perf_counter()
         depth_t = source_depth(src)
         copy = copy_prediction(src, depth_t)
         timings["baselines_s"] += time.perf_counter() - t0
         for i, tg in enumerate(targets):
             t0 = time.perf_counter()
-            fr = render_frame(scene, timeline, i, renderer)
+            preds = {}
+            for name, sc in scenes.items():
+                fr = render_frame(sc, timelines[name], i, renderer)
+                preds[name] = Prediction(fr.rgb, fr.depth, fr.coverage)
             timings["render_s"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             T_cam = tg.T_scene_ego @ scene.camera.T_ego_camera
             warp = lidar_warp_prediction(src, T_cam, scene.camera, fallback=copy)
             timings["baselines_s"] += time.perf_counter() - t0
-            preds = {
-                "p4dsim": Prediction(fr.rgb, fr.depth, fr.coverage),
-                "copy": copy,
-                "lidar_warp": warp,
-            }
+            preds.update({"copy": copy, "lidar_warp": warp})
             for method, pred in preds.items():
                 samples.append(
                     {
@@ -283,7 +298,8 @@ def evaluate_future(
         "horizons": horizons,
         "resolution": None if cam is None else [cam.width, cam.height],
         "trajectories": [LOGGED] + [trajectory_name(p) for p in perturbations],
-        "methods": list(METHODS),
+        "methods": [method_name(a) for a in actor_sources] + list(METHODS[1:]),
+        "actors_in_scenes": {name: len(sc.actors) for name, sc in scenes.items()} if used else {},
         "renderer": f"{renderer.name} ({renderer.device_name})",
         "actors_tracked": len(log.tracks()),
         "seconds": round(time.perf_counter() - t_start, 2),

@@ -12,6 +12,11 @@ import numpy as np
 
 from p4dsim.eval.future import METHODS, METRICS, FutureEval
 
+
+def _methods(result: FutureEval) -> list[str]:
+    return list(result.meta.get("methods") or METHODS)
+
+
 #: how each metric is written in the table (label, format, higher is better)
 METRIC_STYLE: dict[str, tuple[str, str, bool]] = {
     "psnr": ("PSNR dB", "{:.2f}", True),
@@ -34,7 +39,7 @@ def summarize(result: FutureEval) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for s in result.samples:
         groups.setdefault((s["trajectory"], s["method"], s["horizon"]), []).append(s)
-    order = {m: i for i, m in enumerate(METHODS)}
+    order = {m: i for i, m in enumerate(_methods(result))}
     trajs = {t: i for i, t in enumerate(result.meta.get("trajectories", []))}
     rows = []
     for (traj, method, k), ss in sorted(
@@ -116,12 +121,13 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str = "") -> Path:
     metrics = ("psnr", "ssim", "absrel", "rmse")
     trajs = list(dict.fromkeys(r["trajectory"] for r in rows))
     styles = ["-", "--", ":", "-."]
-    colours = {m: f"C{i}" for i, m in enumerate(METHODS)}
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    colours = {m: f"C{i}" for i, m in enumerate(methods)}
     fig = Figure(figsize=(4.0 * len(metrics), 3.4))
     axes = fig.subplots(1, len(metrics))
     for ax, m in zip(axes, metrics, strict=True):
         for ti, traj in enumerate(trajs):
-            for method in METHODS:
+            for method in methods:
                 pts = [
                     (r["horizon"], r[m])
                     for r in rows
