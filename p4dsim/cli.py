@@ -337,6 +337,113 @@ def eval_future(
     console.print(f"\nwrote {json_path} and {png_path}", highlight=False)
 
 
+@app.command()
+def augment(
+    source: Annotated[
+        str, typer.Option(help="Source log ADAPTER[:PATH][?key=value&...] (as in p4dsim info).")
+    ],
+    scenarios: Annotated[
+        list[str],
+        typer.Option(help="Scenario file or glob (quoted), e.g. 'scenarios/*.yaml'; repeatable."),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Dataset folder (resumed if it exists).")
+    ],
+    frames: Annotated[
+        str, typer.Option(help="Source frames: '0:200:5', '1,3,7', '@ids.txt'; ':' = all.")
+    ] = ":",
+    executor: Annotated[str, typer.Option(help="local (process pool) or ray.")] = "local",
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Worker processes (local) or CPUs of a local Ray (default: all cores)."),
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (default: start Ray locally).")
+    ] = None,
+    gpus_per_worker: Annotated[
+        float, typer.Option(help="GPUs per Ray task (1 = one shard per GPU at a time).")
+    ] = 0.0,
+    device: Annotated[
+        str | None, typer.Option(help="auto, cpu or cuda (overrides each render.device).")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Redo every shard, even completed ones.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Render (source frame × scenario × variant) into one dataset, one shard per source frame;
+    re-running the same command resumes it."""
+    from rich.markup import escape
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from p4dsim.augment.job import AugmentConfig, run_augment
+
+    cfg = AugmentConfig(
+        source=source,
+        scenarios=scenarios,
+        out=out,
+        frames=frames,
+        executor=executor,
+        workers=workers,
+        address=address,
+        gpus_per_worker=gpus_per_worker,
+        device=device,
+        force=force,
+    )
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("shards"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=quiet,
+    ) as progress:
+        bar = progress.add_task("augment", total=None)
+
+        def on_plan(plan, skipped: int) -> None:
+            progress.update(bar, total=len(plan.shards), completed=skipped)
+
+        def on_result(res) -> None:
+            progress.advance(bar)
+            if not res.ok:
+                first = (res.error or "").splitlines()[0] if res.error else ""
+                progress.console.print(
+                    f"[red]shard {res.shard_id} failed:[/] {escape(first)}", highlight=False
+                )
+
+        s = run_augment(cfg, on_plan=on_plan, on_result=on_result)
+    table = Table(title=f"p4dsim augment: {s.out_dir}", show_header=False)
+    table.add_row("executor", s.executor)
+    table.add_row("tasks", str(s.tasks))
+    table.add_row(
+        "shards",
+        f"{s.shards_total} ({s.shards_done} rendered, {s.shards_skipped} already complete, "
+        f"{len(s.failed)} failed)",
+    )
+    table.add_row("frames", f"{s.frames} rendered now, {s.dataset_frames} in the dataset")
+    table.add_row("time", f"{s.seconds:.1f} s")
+    table.add_row("frames/s", f"{s.frames_per_s:.2f}")
+    table.add_row("failed shards", str(len(s.failed)))
+    console.print(table)
+    if s.failed:
+        ft = Table(title="failed shards")
+        ft.add_column("shard")
+        ft.add_column("source frame")
+        ft.add_column("error")
+        for r in s.failed:
+            ft.add_row(r.shard_id, str(r.frame), escape((r.error or "").strip().splitlines()[0]))
+        err_console.print(ft)
+        err_console.print("some shards failed; re-run the same command to retry them")
+        sys.exit(1)
+
+
 def main() -> None:
     """Entry point: user errors print a message and exit 2, without a traceback."""
     try:
