@@ -1,7 +1,10 @@
 """Per-frame actor labels: 2D boxes from rendered visibility, visible fraction, truncation.
 
-* **2D box**: the pixel bounds [x0, y0, x1, y1] (x1, y1 exclusive) of the pixels where the
-  actor's rendered mask channel exceeds 0.5 (its Gaussians carry most of the pixel's weight).
+* **Visible pixels**: pixels where the actor's rendered mask channel exceeds 0.5 (its
+  Gaussians carry most of the pixel's weight) and whose rendered surface lies inside its 3D
+  box (grown by :data:`BOX_TOL_M`); the second test drops background Gaussians that the scene
+  builder's grown actor boxes took in along the silhouette.
+* **2D box**: the pixel bounds [x0, y0, x1, y1] (x1, y1 exclusive) of the visible pixels.
 * **Visible fraction**: visible pixels / pixels the actor covers when rendered alone (no
   static world, no other actor), from one extra render per actor in view.
 * **Truncation**: the share of the 3D box's projection (convex hull of its corners, clipped at
@@ -18,6 +21,8 @@ from p4dsim.render.base import Renderer
 from p4dsim.types import Camera
 
 NEAR_M = 0.1
+#: a rendered actor pixel counts as visible when its surface lies within this of the box (m)
+BOX_TOL_M = 0.05
 _EDGES = np.array(
     [[0, 1], [1, 2], [2, 3], [3, 0], [4, 5], [5, 6], [6, 7], [7, 4], [0, 4], [1, 5], [2, 6], [3, 7]]
 )
@@ -90,7 +95,7 @@ def alone_pixels(
     renderer: Renderer,
 ) -> np.ndarray:
     """Pixels [A] (int) each actor of ``scene.actors`` covers when rendered alone at its pose
-    (rendered opacity > 0.5); 0 for actors absent from ``actor_poses`` (removed), without
+    (rendered opacity > 0.5, surface inside its box as for visible pixels); 0 for actors absent from ``actor_poses`` (removed), without
     Gaussians, or whose box lies entirely outside the view.
 
     Each actor is rendered only inside the image window its box (grown by 1 m on every side)
@@ -117,5 +122,30 @@ def alone_pixels(
         K[1, 2] -= y0
         g = actor.gaussians.transformed(T)
         r = renderer.render(g, viewmat, K[None], x1 - x0, y1 - y0)
-        out[i] = int(np.count_nonzero(r.alpha[0] > 0.5))
+        inside = inside_box_mask(r.depth[0], cam.K, T_world_camera, T, actor.size, x0=x0, y0=y0)
+        out[i] = int(np.count_nonzero((r.alpha[0] > 0.5) & inside))
     return out
+
+
+def inside_box_mask(
+    depth: np.ndarray,
+    K: np.ndarray,
+    T_world_camera: np.ndarray,
+    T_world_box: np.ndarray,
+    size: np.ndarray,
+    tol_m: float = BOX_TOL_M,
+    x0: int = 0,
+    y0: int = 0,
+) -> np.ndarray:
+    """bool [H, W]: pixels whose rendered surface (camera-z ``depth`` [H, W], m, of an image
+    window whose top-left pixel is (x0, y0) in the image with intrinsics K) lies inside the box
+    (pose [4, 4] at its centre, size [3]) grown by ``tol_m`` on every side."""
+    Hh, Ww = depth.shape
+    jj, ii = np.meshgrid(np.arange(Ww) + x0 + 0.5, np.arange(Hh) + y0 + 0.5)
+    z = np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype(np.float64)
+    pc = np.stack([(jj - K[0, 2]) / K[0, 0] * z, (ii - K[1, 2]) / K[1, 1] * z, z], axis=-1)
+    T = inv_pose(T_world_box) @ T_world_camera
+    loc = pc.reshape(-1, 3) @ T[:3, :3].T + T[:3, 3]
+    with np.errstate(invalid="ignore"):
+        ok = np.all(np.abs(loc) <= np.asarray(size) / 2 + tol_m, axis=1)
+    return ok.reshape(Hh, Ww)

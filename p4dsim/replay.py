@@ -20,7 +20,7 @@ from p4dsim.errors import ConfigError
 from p4dsim.geometry import inv_pose, transform_points, yaw_of
 from p4dsim.io.codecs import encode_depth, encode_rgb
 from p4dsim.io.dataset import DatasetWriter
-from p4dsim.labels import alone_pixels, corners_camera, truncation
+from p4dsim.labels import alone_pixels, corners_camera, inside_box_mask, truncation
 from p4dsim.metrics import ActorState, FrameMetrics, frame_metrics, run_summary
 from p4dsim.render import get_renderer
 from p4dsim.render.base import Renderer, RenderOutput
@@ -204,7 +204,9 @@ def actor_rows(
         R_cam = T_cam_world[:3, :3] @ T[:3, :3]
         # Heading in the camera frame, measured about the camera's -y (up) axis from +x.
         fwd = R_cam[:, 0]
-        mask = fr.actor_masks[..., i] > 0.5
+        mask = (fr.actor_masks[..., i] > 0.5) & inside_box_mask(
+            fr.depth, cam.K, timeline.T_world_camera[fr.index], T, actor.size
+        )
         n_vis = int(mask.sum())
         if n_vis:
             ys, xs = np.nonzero(mask)
