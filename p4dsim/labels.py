@@ -98,9 +98,8 @@ def alone_pixels(
     (rendered opacity > 0.5, surface inside its box as for visible pixels); 0 for actors absent from ``actor_poses`` (removed), without
     Gaussians, or whose box lies entirely outside the view.
 
-    Each actor is rendered only inside the image window its box (grown by 1 m on every side)
-    projects to: the same pixels, with the principal point shifted by the window's integer
-    origin."""
+    Each actor is rendered only in the window its box (grown by 1 m on every side) projects
+    to: the same pixels, with the principal point shifted by the window's integer origin."""
     out = np.zeros(len(scene.actors), dtype=np.int64)
     T_cam_world = inv_pose(T_world_camera)
     viewmat = T_cam_world[None]
@@ -111,19 +110,24 @@ def alone_pixels(
         uv = clipped_projection(corners_camera(T_cam_world, T, actor.size + 2.0), cam.K)
         if len(uv) < 3:
             continue
-        x0 = int(np.clip(np.floor(uv[:, 0].min()), 0, cam.width))
-        x1 = int(np.clip(np.ceil(uv[:, 0].max()), 0, cam.width))
-        y0 = int(np.clip(np.floor(uv[:, 1].min()), 0, cam.height))
-        y1 = int(np.clip(np.ceil(uv[:, 1].max()), 0, cam.height))
-        if x1 <= x0 or y1 <= y0:
+        W, H = cam.width, cam.height
+        x0 = int(np.clip(np.floor(uv[:, 0].min()), -W, 2 * W))
+        x1 = int(np.clip(np.ceil(uv[:, 0].max()), -W, 2 * W))
+        y0 = int(np.clip(np.floor(uv[:, 1].min()), -H, 2 * H))
+        y1 = int(np.clip(np.ceil(uv[:, 1].max()), -H, 2 * H))
+        if x1 <= max(x0, 0) or y1 <= max(y0, 0) or x0 >= W or y0 >= H:
             continue
+        # The window may reach beyond the image so that the renderer's frustum culling keeps
+        # every Gaussian of the actor that touches the image; only image pixels are counted.
         K = cam.K.copy()
         K[0, 2] -= x0
         K[1, 2] -= y0
         g = actor.gaussians.transformed(T)
         r = renderer.render(g, viewmat, K[None], x1 - x0, y1 - y0)
         inside = inside_box_mask(r.depth[0], cam.K, T_world_camera, T, actor.size, x0=x0, y0=y0)
-        out[i] = int(np.count_nonzero((r.alpha[0] > 0.5) & inside))
+        covered = (r.alpha[0] > 0.5) & inside
+        covered = covered[max(-y0, 0) : H - y0, max(-x0, 0) : W - x0]
+        out[i] = int(np.count_nonzero(covered))
     return out
 
 

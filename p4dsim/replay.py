@@ -235,8 +235,11 @@ def actor_rows(
                 "yaw_camera": float(np.arctan2(-fwd[2], fwd[0])),
                 "box2d": box2d,
                 "visible_pixels": n_vis,
+                # Every visible pixel is covered by the actor: the alone count is at least it.
                 "visible_fraction": (
-                    min(1.0, n_vis / int(alone[i])) if alone is not None and alone[i] > 0 else None
+                    n_vis / max(int(alone[i]), n_vis)
+                    if alone is not None and max(int(alone[i]), n_vis) > 0
+                    else None
                 ),
                 "truncation": truncation(corners_camera(T_cam_world, T, actor.size), cam),
                 "distance_m": float(np.linalg.norm(c_cam)),
