@@ -34,6 +34,12 @@ def replay(
         str | None, typer.Option(help="auto, cpu or cuda (overrides render.device).")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    preview: Annotated[
+        bool,
+        typer.Option(
+            "--preview", help="Also write DATASET/preview.mp4 (GIF without an MP4 encoder)."
+        ),
+    ] = False,
 ) -> None:
     """Render a scenario and write the native dataset (manifest.json + Parquet tables)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -81,6 +87,42 @@ def replay(
             table.add_row(label, "none" if s[key] is None else f"{s[key]:.2f}")
     for fmt, path in s.get("exports", {}).items():
         table.add_row(f"export {fmt}", path)
+    if s.get("kinematic_warnings"):
+        table.add_row("kinematic warnings", f"{s['kinematic_warnings']} frames")
+    if preview:
+        from p4dsim.preview import write_preview
+
+        table.add_row("preview", str(write_preview(result.out_dir)))
+    console.print(table)
+    _print_runs(result.out_dir)
+
+
+def _print_runs(out_dir: Path) -> None:
+    """Per-variant safety table when a scenario expanded into several runs."""
+    from p4dsim.io.dataset import read_manifest
+
+    runs = read_manifest(out_dir).get("runs", [])
+    if len(runs) < 2:
+        return
+    table = Table(title="runs")
+    for col in ("variant", "overrides", "first collision", "min distance", "min TTC"):
+        table.add_column(col)
+
+    def num(x):
+        return "none" if x is None else f"{x:.2f}"
+
+    for r in runs:
+        ov = ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in r.get("overrides", {}).items()
+        )
+        table.add_row(
+            r["variant_id"],
+            ov,
+            num(r.get("first_collision_s")),
+            num(r.get("min_distance_m")),
+            num(r.get("min_ttc_s")),
+        )
     console.print(table)
 
 
@@ -205,19 +247,26 @@ def adapters() -> None:
 def validate(scenario_file: Annotated[Path, typer.Argument(help="Scenario YAML file.")]) -> None:
     """Validate a scenario file and print the runs it expands to, without rendering."""
     from p4dsim.scenario.load import load_scenario
+    from p4dsim.scenario.variants import expand_variants
 
     scenario = load_scenario(scenario_file)
-    table = Table(title=f"{scenario_file}: valid")
+    variants = expand_variants(scenario, str(scenario_file))
+    _check_track_ids(scenario_file, [v.scenario for v in variants])
+    table = Table(title=f"{scenario_file}: valid, {len(variants)} run(s)")
     table.add_column("run")
     table.add_column("variant")
+    table.add_column("overrides")
     table.add_column("source")
     table.add_column("frames")
-    table.add_row(
-        scenario.name or "",
-        "base",
-        f"{scenario.source.adapter} frame {scenario.source.frame}",
-        str(len(scenario.times())),
-    )
+    for v in variants:
+        sc = v.scenario
+        table.add_row(
+            sc.name or "",
+            v.variant_id,
+            ", ".join(f"{k}={x!r}" for k, x in v.overrides.items()) or "-",
+            f"{sc.source.adapter} frame {sc.source.frame}",
+            str(len(sc.times())),
+        )
     console.print(table)
 
 
@@ -442,6 +491,35 @@ def augment(
         err_console.print(ft)
         err_console.print("some shards failed; re-run the same command to retry them")
         sys.exit(1)
+
+
+def _check_track_ids(scenario_file: Path, scenarios: list) -> None:
+    """Track ids named in actor rules must exist in the log's tracks (when it has tracks;
+    replay checks them again against the source frame's actors)."""
+    from p4dsim.errors import ConfigError
+    from p4dsim.source import SourceSpec
+
+    named = {
+        (i, tid)
+        for sc in scenarios
+        for i, rule in enumerate(sc.actors.rules)
+        for tid in [rule.select.track_id, *(rule.select.track_ids or [])]
+        if tid
+    }
+    if not named:
+        return
+    sc = scenarios[0]
+    spec = SourceSpec.from_mapping(sc.source.model_dump(exclude_none=True))
+    log = spec.open(scenario_file.parent, where=f"{scenario_file}: field 'source'")
+    known = log.tracks()
+    if not known:
+        return
+    for i, tid in sorted(named):
+        if tid not in known:
+            raise ConfigError(
+                f"{scenario_file}: field 'actors.rules[{i}].select': track id '{tid}' does not "
+                f"exist in the source log; its tracks are: {', '.join(sorted(known))}"
+            )
 
 
 def main() -> None:

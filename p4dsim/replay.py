@@ -21,12 +21,23 @@ from p4dsim.geometry import inv_pose, transform_points, yaw_of
 from p4dsim.io.codecs import encode_depth, encode_rgb
 from p4dsim.io.dataset import DatasetWriter
 from p4dsim.io.export import export_dataset
+from p4dsim.labels import alone_pixels, corners_camera, inside_box_mask, truncation
+from p4dsim.metrics import ActorState, FrameMetrics, frame_metrics, run_summary
 from p4dsim.perception.select import frame_with_actors
 from p4dsim.plugins import get_exporter
 from p4dsim.render import get_renderer
 from p4dsim.render.base import Renderer, RenderOutput
-from p4dsim.scenario.actors import resolve_motions
-from p4dsim.scenario.ego import PoseFn, constant_velocity_base, ego_poses, log_base
+from p4dsim.scenario.actors import check_rules, resolve_motions
+from p4dsim.scenario.ego import (
+    Kinematics,
+    PoseFn,
+    constant_velocity_base,
+    ego_kinematics,
+    ego_poses,
+    log_base,
+    stationary_base,
+    waypoints_base,
+)
 from p4dsim.scenario.model import OutputModel, Scenario
 from p4dsim.scenario.variants import expand_variants
 from p4dsim.scene.builder import BuildConfig, build_scene
@@ -42,12 +53,18 @@ CH_CONFIDENCE, CH_SKY, CH_ACTORS = 0, 1, 2
 @dataclass
 class Timeline:
     """Everything pose-like of one run, precomputed. times [T] s; T_world_ego [T, 4, 4];
-    actor_poses: track id -> [T, 4, 4] (absent: removed); camera: the rendered camera."""
+    actor_poses: track id -> [T, 4, 4] (absent: removed); camera: the rendered camera;
+    ego_velocity [T, 3] and actor_velocity (track id -> [T, 3]): world m/s; kinematics: the
+    ego's plausibility check; metrics: safety metrics per time step."""
 
     times: np.ndarray
     T_world_ego: np.ndarray
     actor_poses: dict[str, np.ndarray]
     camera: Camera
+    ego_velocity: np.ndarray | None = None
+    actor_velocity: dict[str, np.ndarray] = field(default_factory=dict)
+    kinematics: Kinematics | None = None
+    metrics: list[FrameMetrics] | None = None
 
     @property
     def T_world_camera(self) -> np.ndarray:
@@ -79,6 +96,10 @@ class ReplayResult:
 def ego_base(scenario: Scenario, scene: Scene4D, log: Log | None, where: str) -> PoseFn:
     if scenario.ego.base == "constant_velocity":
         return constant_velocity_base(scene.meta.get("ego_velocity", np.zeros(3)))
+    if scenario.ego.base == "stationary":
+        return stationary_base()
+    if scenario.ego.base == "waypoints":
+        return waypoints_base(list(scenario.ego.waypoints or []))
     traj = log.ego_trajectory() if log is not None else None
     if traj is None:
         raise ConfigError(
@@ -93,15 +114,43 @@ def ego_base(scenario: Scenario, scene: Scene4D, log: Log | None, where: str) ->
 
 def make_timeline(scenario: Scenario, scene: Scene4D, log: Log | None, where: str) -> Timeline:
     times = np.asarray(scenario.times(), dtype=np.float64)
-    T_ego = ego_poses(scenario.ego, ego_base(scenario, scene, log, where), times)
+    base = ego_base(scenario, scene, log, where)
+    T_ego = ego_poses(scenario.ego, base, times)
     motions: dict[str, Motion | None] = resolve_motions(scenario.actors, scene, log, where)
     actor_poses = {tid: m.poses(times) for tid, m in motions.items() if m is not None}
+    h = 1e-3
+    ego_v = (
+        ego_poses(scenario.ego, base, times + h)[:, :3, 3]
+        - ego_poses(scenario.ego, base, times - h)[:, :3, 3]
+    ) / (2 * h)
+    actor_v = {
+        tid: (m.poses(times + h)[:, :3, 3] - m.poses(times - h)[:, :3, 3]) / (2 * h)
+        for tid, m in motions.items()
+        if m is not None
+    }
+    kin = ego_kinematics(scenario.ego, base, times)
+    fp = scenario.ego.footprint
+    metrics = [
+        frame_metrics(
+            T_ego[k],
+            ego_v[k],
+            fp.length_m,
+            fp.width_m,
+            fp.center_x_m,
+            [
+                ActorState(a.track_id, actor_poses[a.track_id][k], a.size, actor_v[a.track_id][k])
+                for a in scene.actors
+                if a.track_id in actor_poses
+            ],
+        )
+        for k in range(len(times))
+    ]
     cam = scene.camera
     if scenario.camera.width or scenario.camera.height:
         w = scenario.camera.width or round(cam.width * scenario.camera.height / cam.height)
         h = scenario.camera.height or round(cam.height * w / cam.width)
         cam = cam.with_resolution(w, h)
-    return Timeline(times, T_ego, actor_poses, cam)
+    return Timeline(times, T_ego, actor_poses, cam, ego_v, actor_v, kin, metrics)
 
 
 def render_frame(scene: Scene4D, timeline: Timeline, k: int, renderer: Renderer) -> RenderedFrame:
@@ -137,9 +186,14 @@ def _flat(T: np.ndarray) -> list[float]:
 
 
 def actor_rows(
-    scene: Scene4D, timeline: Timeline, fr: RenderedFrame, base: dict[str, Any]
+    scene: Scene4D,
+    timeline: Timeline,
+    fr: RenderedFrame,
+    base: dict[str, Any],
+    alone: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
-    """Label rows for every actor present at this time step."""
+    """Label rows for every actor present at this time step. ``alone`` [A]: pixels each actor
+    covers when rendered alone (:func:`p4dsim.labels.alone_pixels`), for visible_fraction."""
     rows = []
     cam = timeline.camera
     T_cam_world = inv_pose(timeline.T_world_camera[fr.index])
@@ -153,7 +207,9 @@ def actor_rows(
         R_cam = T_cam_world[:3, :3] @ T[:3, :3]
         # Heading in the camera frame, measured about the camera's -y (up) axis from +x.
         fwd = R_cam[:, 0]
-        mask = fr.actor_masks[..., i] > 0.5
+        mask = (fr.actor_masks[..., i] > 0.5) & inside_box_mask(
+            fr.depth, cam.K, timeline.T_world_camera[fr.index], T, actor.size
+        )
         n_vis = int(mask.sum())
         if n_vis:
             ys, xs = np.nonzero(mask)
@@ -161,7 +217,9 @@ def actor_rows(
         else:
             box2d = None
         speed = 0.0
-        if len(timeline.times) > 1:
+        if actor.track_id in timeline.actor_velocity:
+            speed = float(np.linalg.norm(timeline.actor_velocity[actor.track_id][fr.index, :2]))
+        elif len(timeline.times) > 1:
             k2 = min(fr.index + 1, len(timeline.times) - 1)
             k1 = max(k2 - 1, 0)
             dtk = timeline.times[k2] - timeline.times[k1]
@@ -180,13 +238,17 @@ def actor_rows(
                 "yaw_camera": float(np.arctan2(-fwd[2], fwd[0])),
                 "box2d": box2d,
                 "visible_pixels": n_vis,
-                "visible_fraction": None,
-                "truncation": None,
+                # Every visible pixel is covered by the actor: the alone count is at least it.
+                "visible_fraction": (
+                    n_vis / max(int(alone[i]), n_vis)
+                    if alone is not None and max(int(alone[i]), n_vis) > 0
+                    else None
+                ),
+                "truncation": truncation(corners_camera(T_cam_world, T, actor.size), cam),
                 "distance_m": float(np.linalg.norm(c_cam)),
                 "speed": speed,
             }
         )
-    del cam
     return rows
 
 
@@ -213,6 +275,10 @@ def frame_row(
         v = (T_ego[:3, 3] - timeline.T_world_ego[k - 1, :3, 3]) / (fr.t - timeline.times[k - 1])
     else:
         v = np.zeros(3)
+    if timeline.ego_velocity is not None:
+        v = timeline.ego_velocity[k]
+    m = timeline.metrics[k] if timeline.metrics is not None else None
+    kin = timeline.kinematics
     cam = timeline.camera
     return {
         **base,
@@ -233,10 +299,10 @@ def frame_row(
         "source_dataset": scene.source.dataset,
         "source_log": scene.source.log_id,
         "source_frame": scene.source.frame_index,
-        "collision": None,
-        "min_distance_m": None,
-        "ttc_s": None,
-        "kinematic_warning": None,
+        "collision": m.collision if m is not None else None,
+        "min_distance_m": m.min_distance_m if m is not None else None,
+        "ttc_s": m.ttc_s if m is not None else None,
+        "kinematic_warning": kin.warning[k] if kin is not None else None,
     }
 
 
@@ -255,9 +321,11 @@ def iter_rows(
     for k in range(len(timeline.times)):
         fr = render_frame(scene, timeline, k, renderer)
         base = {"run_id": run_id, "variant_id": variant_id, "frame_index": k}
+        poses = {tid: P[k] for tid, P in timeline.actor_poses.items()}
+        alone = alone_pixels(scene, poses, timeline.T_world_camera[k], timeline.camera, renderer)
         yield (
             frame_row(scene, timeline, fr, base, scenario.output),
-            actor_rows(scene, timeline, fr, base),
+            actor_rows(scene, timeline, fr, base, alone),
         )
 
 
@@ -273,17 +341,19 @@ def replay(
     base_dir = scenario_path.parent if scenario_path else None
     out_dir = Path(out_dir or scenario.output.dir or Path("out") / (scenario.name or "replay"))
     t0 = time.perf_counter()
+    variants = expand_variants(scenario, where)
     spec, log = open_source(scenario, base_dir, where)
     frame = log.frame(spec.frame)
     frame = frame_with_actors(frame, log, spec.frame, scenario.actors.source, where)
     scene = build_scene(frame, BuildConfig(stride=scenario.scene.stride))
+    for variant in variants:
+        check_rules(variant.scenario.actors, scene, where)
     renderer = get_renderer(device or scenario.render.device)
     for i, fmt in enumerate(scenario.output.formats):
         try:
             get_exporter(fmt)
         except ConfigError as exc:
             raise ConfigError(f"{where}: field 'output.formats[{i}]': {exc}") from None
-    variants = expand_variants(scenario, where)
     writer = DatasetWriter(out_dir, rows_per_shard=scenario.output.rows_per_shard)
     run_id = scenario.name or "replay"
     total = sum(len(v.scenario.times()) for v in variants)
@@ -293,9 +363,15 @@ def replay(
         done = 0
         for variant in variants:
             n = 0
+            ts: list[float] = []
+            warnings = 0
+            fm: list[FrameMetrics] = []
             for row, actors in iter_rows(
                 scene, log, variant.scenario, renderer, run_id, variant.variant_id, where
             ):
+                ts.append(row["t_s"])
+                fm.append(FrameMetrics(bool(row["collision"]), row["min_distance_m"], row["ttc_s"]))
+                warnings += row["kinematic_warning"] is not None
                 coverage.append(row["coverage"])
                 writer.add(row, actors)
                 n += 1
@@ -308,6 +384,8 @@ def replay(
                     "variant_id": variant.variant_id,
                     "frames": n,
                     "overrides": variant.overrides,
+                    **run_summary(np.asarray(ts), fm),
+                    "kinematic_warnings": warnings,
                 }
             )
         seconds = time.perf_counter() - t0
@@ -319,6 +397,7 @@ def replay(
             "actors": len(scene.actors),
             "renderer": renderer.name,
             "device": renderer.device_name,
+            **_safety_summary(runs),
         }
         manifest = {
             "p4dsim_version": __version__,
@@ -337,3 +416,16 @@ def replay(
         s = export_dataset(out_dir, fmt, out_dir / "exports" / fmt)
         summary.setdefault("exports", {})[fmt] = str(s.out_dir)
     return ReplayResult(out_dir, done, seconds, summary)
+
+
+def _safety_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Safety over every run: the earliest first collision, the smallest distance, and how
+    many runs collide."""
+    firsts = [r["first_collision_s"] for r in runs if r.get("first_collision_s") is not None]
+    dists = [r["min_distance_m"] for r in runs if r.get("min_distance_m") is not None]
+    return {
+        "first_collision_s": min(firsts) if firsts else None,
+        "min_distance_m": min(dists) if dists else None,
+        "runs_with_collision": len(firsts),
+        "kinematic_warnings": sum(r.get("kinematic_warnings", 0) for r in runs),
+    }

@@ -7,17 +7,30 @@ pose); times are seconds relative to the source frame.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from p4dsim.errors import ConfigError
-from p4dsim.geometry import make_pose, rot_z
-from p4dsim.scenario.model import EgoModel, LateralOffset, Profile, SpeedScale
+from p4dsim.geometry import make_pose, pose_from_xyz_yaw, rot_z, wrap_angle
+from p4dsim.scenario.model import (
+    EgoModel,
+    HeightOffset,
+    KinematicLimits,
+    LaneChange,
+    LateralOffset,
+    LongitudinalOffset,
+    Profile,
+    SpeedScale,
+    Swerve,
+    YawOffset,
+)
 from p4dsim.scene.motion import interpolate_poses
 
 PoseFn = Callable[[np.ndarray], np.ndarray]
 
 _DT = 1e-3  # s, step of the time-warp integral and of heading differentiation
+_KIN_DT = 0.02  # s, step of the kinematic plausibility derivatives
 
 
 def ramp(t: np.ndarray, start: float, duration: float, profile: Profile) -> np.ndarray:
@@ -53,6 +66,57 @@ def constant_velocity_base(velocity_ego: np.ndarray) -> PoseFn:
     return fn
 
 
+def stationary_base() -> PoseFn:
+    """Base path of an ego that stands still at the source pose (the world origin)."""
+    return constant_velocity_base(np.zeros(3))
+
+
+def hermite(times: np.ndarray, values: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """C¹ cubic Hermite interpolation of ``values`` [K, D] at times [K] (increasing) -> [T, D].
+
+    Node slopes are the weighted three-point derivative, so data on a straight line (constant
+    rate) is reproduced exactly; beyond the ends the curve continues at its end slope.
+    """
+    ts = np.asarray(times, dtype=np.float64)
+    y = np.asarray(values, dtype=np.float64).reshape(len(ts), -1)
+    t = np.atleast_1d(np.asarray(t, dtype=np.float64))
+    h = np.diff(ts)
+    s = np.diff(y, axis=0) / h[:, None]
+    d = np.empty_like(y)
+    d[0], d[-1] = s[0], s[-1]
+    if len(ts) > 2:
+        d[1:-1] = (h[:-1, None] * s[1:] + h[1:, None] * s[:-1]) / (h[:-1] + h[1:])[:, None]
+    i = np.clip(np.searchsorted(ts, t, side="right") - 1, 0, len(ts) - 2)
+    hi = h[i][:, None]
+    x = ((t - ts[i]) / h[i])[:, None]
+    xc = np.clip(x, 0.0, 1.0)
+    h00 = 2 * xc**3 - 3 * xc**2 + 1
+    h10 = xc**3 - 2 * xc**2 + xc
+    h01 = -2 * xc**3 + 3 * xc**2
+    h11 = xc**3 - xc**2
+    out = h00 * y[i] + h10 * hi * d[i] + h01 * y[i + 1] + h11 * hi * d[i + 1]
+    before, after = t < ts[0], t > ts[-1]
+    out[before] = y[0] + (t[before] - ts[0])[:, None] * d[0]
+    out[after] = y[-1] + (t[after] - ts[-1])[:, None] * d[-1]
+    return out
+
+
+def waypoints_base(points: list) -> PoseFn:
+    """Base path through [[t, x, y, yaw_deg], ...] (scene world frame, on the ground z = 0):
+    C¹ Hermite in x, y and the unwrapped yaw (see :func:`hermite`)."""
+    p = np.asarray(points, dtype=np.float64)
+    ts = p[:, 0]
+    yaw = np.unwrap(np.deg2rad(p[:, 3]))
+    vals = np.stack([p[:, 1], p[:, 2], yaw], axis=1)
+
+    def fn(t: np.ndarray) -> np.ndarray:
+        v = hermite(ts, vals, t)
+        xyz = np.stack([v[:, 0], v[:, 1], np.zeros(len(v))], axis=1)
+        return pose_from_xyz_yaw(xyz, v[:, 2])
+
+    return fn
+
+
 def _time_warp(perts: list[SpeedScale], t: np.ndarray) -> np.ndarray:
     """u(t) = ∫₀ᵗ Π_i (1 + (scale_i - 1) ramp_i(τ)) dτ (negative t mirrored)."""
     if not perts:
@@ -66,32 +130,69 @@ def _time_warp(perts: list[SpeedScale], t: np.ndarray) -> np.ndarray:
     return np.sign(t) * np.interp(np.abs(t), grid, integral)
 
 
+def swerve_offset(p: Swerve, t: np.ndarray) -> np.ndarray:
+    """Lateral offset [T] (m) of a swerve: amplitude · ramp · sin(2π (t - start) / period)."""
+    phase = (t - p.start_s) / p.period_s
+    end = np.inf if p.cycles is None else p.cycles
+    on = (phase >= 0) & (phase <= end)
+    amp = p.amplitude_m * ramp(t, p.start_s, p.ramp_s, p.profile)
+    return np.where(on, amp * np.sin(2 * np.pi * phase), 0.0)
+
+
+def _offsets(model: EgoModel, t: np.ndarray, steps: bool) -> tuple[np.ndarray, ...]:
+    """Lateral, longitudinal and vertical offsets [T] (m); ``steps=False`` leaves out offsets
+    with a zero-length ramp."""
+    lat, lon, up = np.zeros(len(t)), np.zeros(len(t)), np.zeros(len(t))
+    for p in model.perturbations:
+        if isinstance(p, LateralOffset | LongitudinalOffset | HeightOffset):
+            if not steps and p.ramp_s <= 0:
+                continue
+            r = p.offset_m * ramp(t, p.start_s, p.ramp_s, p.profile)
+            if isinstance(p, LateralOffset):
+                lat += r
+            elif isinstance(p, LongitudinalOffset):
+                lon += r
+            else:
+                up += r
+        elif isinstance(p, Swerve):
+            lat += swerve_offset(p, t)
+        elif isinstance(p, LaneChange):
+            lat += p.width_m * ramp(t, p.start_s, p.duration_s, p.profile)
+    return lat, lon, up
+
+
 def _positions(
     model: EgoModel, base: PoseFn, t: np.ndarray, steps: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """(time-warped base poses [T, 4, 4], perturbed positions [T, 3]); ``steps=False`` leaves
     out offsets with a zero-length ramp, whose jump has no direction of travel."""
     speed = [p for p in model.perturbations if isinstance(p, SpeedScale)]
-    lateral = [
-        p for p in model.perturbations if isinstance(p, LateralOffset) and (steps or p.ramp_s > 0)
-    ]
     poses = base(_time_warp(speed, t))
-    offset = np.zeros(len(t))
-    for p in lateral:
-        offset += p.offset_m * ramp(t, p.start_s, p.ramp_s, p.profile)
+    lat, lon, up = _offsets(model, t, steps)
     yaw = np.arctan2(poses[:, 1, 0], poses[:, 0, 0])
     normal = np.stack([-np.sin(yaw), np.cos(yaw), np.zeros_like(yaw)], axis=1)
-    pos = poses[:, :3, 3] + offset[:, None] * normal
+    tangent = np.stack([np.cos(yaw), np.sin(yaw), np.zeros_like(yaw)], axis=1)
+    pos = poses[:, :3, 3] + lat[:, None] * normal + lon[:, None] * tangent
+    pos[:, 2] += up
     return poses, pos
+
+
+def yaw_offset(model: EgoModel, t: np.ndarray) -> np.ndarray:
+    """Sum of the ``yaw_offset`` perturbations [T] (radians)."""
+    out = np.zeros(len(t))
+    for p in model.perturbations:
+        if isinstance(p, YawOffset):
+            out += np.deg2rad(p.offset_deg) * ramp(t, p.start_s, p.ramp_s, p.profile)
+    return out
 
 
 def ego_poses(model: EgoModel, base: PoseFn, t: np.ndarray) -> np.ndarray:
     """Perturbed ego poses [T, 4, 4] at times t [T].
 
     The heading follows the perturbed path: it turns by the difference between the perturbed
-    and the base direction of travel (roll and pitch of the base are kept). Where the ego
-    barely moves (< 1 cm/s) the base heading is kept. An offset with a zero-length ramp is a
-    jump, not a manoeuvre: it moves the ego without turning it.
+    and the base direction of travel (roll and pitch of the base are kept), plus any
+    ``yaw_offset``. Where the ego barely moves (< 1 cm/s) the base heading is kept. An offset
+    with a zero-length ramp is a jump, not a manoeuvre: it moves the ego without turning it.
     """
     t = np.atleast_1d(np.asarray(t, dtype=np.float64))
     base_poses, pos = _positions(model, base, t)
@@ -105,6 +206,52 @@ def ego_poses(model: EgoModel, base: PoseFn, t: np.ndarray) -> np.ndarray:
         np.hypot(d_base[:, 0], d_base[:, 1]) > 2 * _DT * 0.01
     )
     dyaw = np.arctan2(d_pert[:, 1], d_pert[:, 0]) - np.arctan2(d_base[:, 1], d_base[:, 0])
-    dyaw = np.where(moving, np.angle(np.exp(1j * dyaw)), 0.0)
+    dyaw = np.where(moving, np.angle(np.exp(1j * dyaw)), 0.0) + yaw_offset(model, t)
     R = rot_z(dyaw) @ base_poses[:, :3, :3]
     return make_pose(R, pos)
+
+
+@dataclass
+class Kinematics:
+    """Ego kinematics at the render times: speed [T] m/s, lateral_accel [T] m/s² (positive =
+    towards the left), yaw_rate [T] rad/s, warning [T] (None or a description of every limit
+    the ego exceeds at that time)."""
+
+    speed: np.ndarray
+    lateral_accel: np.ndarray
+    yaw_rate: np.ndarray
+    warning: list[str | None]
+
+
+def ego_kinematics(
+    model: EgoModel, base: PoseFn, t: np.ndarray, limits: KinematicLimits | None = None
+) -> Kinematics:
+    """Speed, lateral acceleration and yaw rate of the perturbed path (central differences of
+    the path without its step offsets, 20 ms step), checked against ``limits`` (default:
+    ``model.limits``). Nothing is clipped; exceeding a limit only fills ``warning``."""
+    limits = limits or model.limits
+    t = np.atleast_1d(np.asarray(t, dtype=np.float64))
+    h = _KIN_DT
+    _, p0 = _positions(model, base, t, steps=False)
+    _, pp = _positions(model, base, t + h, steps=False)
+    _, pm = _positions(model, base, t - h, steps=False)
+    v = (pp - pm)[:, :2] / (2 * h)
+    a = (pp - 2 * p0 + pm)[:, :2] / h**2
+    speed = np.hypot(v[:, 0], v[:, 1])
+    moving = speed > 0.1
+    lat = np.where(moving, (v[:, 0] * a[:, 1] - v[:, 1] * a[:, 0]) / np.maximum(speed, 1e-9), 0.0)
+    yp = ego_poses(model, base, t + h)
+    ym = ego_poses(model, base, t - h)
+    yaw_rate = wrap_angle(
+        np.arctan2(yp[:, 1, 0], yp[:, 0, 0]) - np.arctan2(ym[:, 1, 0], ym[:, 0, 0])
+    )
+    yaw_rate = yaw_rate / (2 * h)
+    warnings: list[str | None] = []
+    for la, yr in zip(lat, yaw_rate, strict=True):
+        msgs = []
+        if abs(la) > limits.lateral_accel_mps2:
+            msgs.append(f"lateral acceleration {abs(la):.2f} m/s² > {limits.lateral_accel_mps2:g}")
+        if abs(np.rad2deg(yr)) > limits.yaw_rate_dps:
+            msgs.append(f"yaw rate {abs(np.rad2deg(yr)):.1f} °/s > {limits.yaw_rate_dps:g}")
+        warnings.append("; ".join(msgs) or None)
+    return Kinematics(speed, lat, yaw_rate, warnings)

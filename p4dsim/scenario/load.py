@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,29 @@ def format_loc(loc: tuple) -> str:
     return out or "(top level)"
 
 
+@lru_cache(maxsize=1)
+def _type_tags() -> frozenset[str]:
+    """The ``type`` values of every perturbation and behaviour (pydantic's union tags)."""
+    from typing import get_args
+
+    from p4dsim.scenario.model import Behaviour, Perturbation
+
+    tags = set()
+    for union in (Perturbation, Behaviour):
+        for cls in get_args(get_args(union)[0]):
+            tags.update(get_args(cls.model_fields["type"].annotation))
+    return frozenset(tags)
+
+
 def validation_message(exc: ValidationError, where: str) -> str:
     lines = []
     for err in exc.errors():
         # Drop discriminator tags pydantic inserts (e.g. 'lateral_offset') from the path.
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.endswith("]")))
+        loc = tuple(
+            p
+            for p in err["loc"]
+            if not (isinstance(p, str) and (p.endswith("]") or p in _type_tags()))
+        )
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key (remove it or check its spelling)"

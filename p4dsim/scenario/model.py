@@ -6,6 +6,7 @@ Every model forbids unknown keys and NaN/inf; validation errors name the file an
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -46,6 +47,27 @@ class LateralOffset(_Ramped):
     offset_m: float
 
 
+class LongitudinalOffset(_Ramped):
+    """Shift the ego along the path's direction of travel (metres, positive = ahead)."""
+
+    type: Literal["longitudinal_offset"]
+    offset_m: float
+
+
+class YawOffset(_Ramped):
+    """Turn the ego's heading away from its direction of travel (degrees, positive = left)."""
+
+    type: Literal["yaw_offset"]
+    offset_deg: float = Field(ge=-180, le=180)
+
+
+class HeightOffset(_Ramped):
+    """Raise the ego (and its camera) above its path (metres, positive = up)."""
+
+    type: Literal["height_offset"]
+    offset_m: float
+
+
 class SpeedScale(_Ramped):
     """Time-warp the base path: the ego moves along it ``scale`` times as fast."""
 
@@ -53,14 +75,87 @@ class SpeedScale(_Ramped):
     scale: float = Field(gt=0)
 
 
-Perturbation = Annotated[LateralOffset | SpeedScale, Field(discriminator="type")]
+class Swerve(_Ramped):
+    """Sinusoidal lateral motion ``amplitude · ramp(t) · sin(2π (t - start) / period)`` along
+    the path's normal (positive = left first); ``cycles`` periods long (None: until the end)."""
+
+    type: Literal["swerve"]
+    amplitude_m: float
+    period_s: float = Field(gt=0)
+    cycles: float | None = Field(None, gt=0)
+    ramp_s: float = Field(0.0, ge=0)
+
+
+class LaneChange(Strict):
+    """Move ``width_m`` sideways (positive = left) over ``duration_s`` from ``start_s``."""
+
+    type: Literal["lane_change"]
+    width_m: float = 3.5
+    start_s: float = Field(0.0, ge=0)
+    duration_s: float = Field(3.0, gt=0)
+    profile: Profile = "cosine"
+
+
+Perturbation = Annotated[
+    LateralOffset
+    | LongitudinalOffset
+    | YawOffset
+    | HeightOffset
+    | SpeedScale
+    | Swerve
+    | LaneChange,
+    Field(discriminator="type"),
+]
+
+#: one waypoint: [t (s), x (m), y (m), yaw (degrees)] in the scene world frame
+Waypoint = tuple[float, float, float, float]
+
+
+def _check_waypoints(points: list[Waypoint] | None, field: str) -> None:
+    if points is None:
+        return
+    if len(points) < 2:
+        raise ValueError(f"{field} needs at least 2 points [t, x, y, yaw_deg]")
+    ts = [p[0] for p in points]
+    if any(b <= a for a, b in zip(ts, ts[1:], strict=False)):
+        raise ValueError(f"{field}: times must increase strictly (got {ts})")
+
+
+class EgoFootprint(Strict):
+    """The ego's footprint rectangle for the safety metrics (metres, ego frame)."""
+
+    length_m: float = Field(4.5, gt=0)
+    width_m: float = Field(1.9, gt=0)
+    center_x_m: float = 0.0
+    """x of the footprint's centre in the ego frame (the ego origin is often the rear axle)."""
+
+
+class KinematicLimits(Strict):
+    """Plausibility limits of the ego motion; exceeding one is reported, never clipped."""
+
+    lateral_accel_mps2: float = Field(4.0, gt=0)
+    yaw_rate_dps: float = Field(30.0, gt=0)
 
 
 class EgoModel(Strict):
-    base: Literal["log", "constant_velocity"] = "log"
-    """Base trajectory: the logged ego poses, or the source frame's ego velocity held constant."""
+    base: Literal["log", "constant_velocity", "stationary", "waypoints"] = "log"
+    """Base trajectory: the logged ego poses, the source frame's ego velocity held constant,
+    standing still at the source pose, or ``waypoints`` (smooth interpolation)."""
+    waypoints: list[Waypoint] | None = None
+    """[[t, x, y, yaw_deg], ...] in the scene world frame (base ``waypoints`` only)."""
     perturbations: list[Perturbation] = []
     """Perturbations applied in order on top of the base."""
+    footprint: EgoFootprint = EgoFootprint()
+    limits: KinematicLimits = KinematicLimits()
+
+    @model_validator(mode="after")
+    def _waypoints(self) -> EgoModel:
+        if self.base == "waypoints" and self.waypoints is None:
+            raise ValueError("base 'waypoints' needs a 'waypoints' list of [t, x, y, yaw_deg]")
+        if self.base != "waypoints" and self.waypoints is not None:
+            raise ValueError("'waypoints' is only used with base: waypoints")
+        _check_waypoints(self.waypoints, "waypoints")
+        return self
 
 
 class ActorSelect(Strict):
@@ -91,7 +186,81 @@ class ConstantVelocityBehaviour(Strict):
     type: Literal["constant_velocity"]
 
 
-Behaviour = Annotated[LogBehaviour | ConstantVelocityBehaviour, Field(discriminator="type")]
+class ConstantAccelerationBehaviour(Strict):
+    """Accelerate along the direction of travel from the source frame on (CTRA motion); a
+    negative acceleration stops the actor, it does not reverse."""
+
+    type: Literal["constant_acceleration"]
+    acceleration_mps2: float
+    yaw_rate_dps: float = 0.0
+
+
+class BrakeBehaviour(Strict):
+    """Constant velocity until ``start_s``, then brake at ``deceleration_mps2`` to a stop."""
+
+    type: Literal["brake"]
+    deceleration_mps2: float = Field(gt=0)
+    start_s: float = Field(0.0, ge=0)
+
+
+class StopBehaviour(Strict):
+    """Constant velocity until ``start_s``, then stand still there (0: parked at its pose)."""
+
+    type: Literal["stop"]
+    start_s: float = Field(0.0, ge=0)
+
+
+class CutInBehaviour(Strict):
+    """Constant velocity along the actor's heading while it moves sideways (along its normal)
+    into the lane ``lane_offset_m`` left of the ego's source position (0: the ego's lane);
+    the move starts at ``start_s`` and takes ``duration_s``; heading follows the path."""
+
+    type: Literal["cut_in"]
+    lane_offset_m: float = 0.0
+    start_s: float = Field(0.0, ge=0)
+    duration_s: float = Field(2.0, gt=0)
+    profile: Profile = "cosine"
+
+
+class WaypointsBehaviour(Strict):
+    """Follow [[t, x, y, yaw_deg], ...] in the scene world frame (smooth interpolation;
+    constant velocity beyond the ends); the box keeps its height above the ground."""
+
+    type: Literal["waypoints"]
+    points: list[Waypoint]
+
+    @model_validator(mode="after")
+    def _pts(self) -> WaypointsBehaviour:
+        _check_waypoints(self.points, "points")
+        return self
+
+
+class RemoveBehaviour(Strict):
+    """The actor vanishes: it is not rendered, labelled or counted in the safety metrics."""
+
+    type: Literal["remove"]
+
+
+class ShiftBehaviour(Strict):
+    """The ``base`` motion moved by a static offset [dx, dy, dz] (m, scene world frame)."""
+
+    type: Literal["shift"]
+    offset_m: tuple[float, float, float]
+    base: Literal["log", "constant_velocity"] = "log"
+
+
+Behaviour = Annotated[
+    LogBehaviour
+    | ConstantVelocityBehaviour
+    | ConstantAccelerationBehaviour
+    | BrakeBehaviour
+    | StopBehaviour
+    | CutInBehaviour
+    | WaypointsBehaviour
+    | RemoveBehaviour
+    | ShiftBehaviour,
+    Field(discriminator="type"),
+]
 
 
 def _behaviour_shorthand(v: Any) -> Any:
@@ -152,6 +321,41 @@ class SceneModel(Strict):
     """One Gaussian per stride×stride pixels."""
 
 
+class RandomVariants(Strict):
+    """``n`` runs with each field drawn uniformly from its [low, high] range."""
+
+    n: int = Field(gt=0, le=100_000)
+    seed: int = 0
+    ranges: dict[str, tuple[float, float]]
+
+    @field_validator("ranges")
+    @classmethod
+    def _ranges(cls, v: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for path, (lo, hi) in v.items():
+            if lo > hi:
+                raise ValueError(f"range of '{path}' must be [low, high] with low <= high")
+        return v
+
+
+class VariantsModel(Strict):
+    """Runs one file expands to: the product of every ``grid`` value list, times ``random``
+    draws. Keys are dotted field paths, e.g. ``ego.perturbations.0.offset_m``."""
+
+    grid: dict[str, list[Any]] = {}
+    random: RandomVariants | None = None
+
+    @field_validator("grid")
+    @classmethod
+    def _grid(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for path, values in v.items():
+            if not values:
+                raise ValueError(f"grid '{path}' needs at least one value")
+            for x in values:
+                if isinstance(x, float) and not math.isfinite(x):
+                    raise ValueError(f"grid '{path}' has a non-finite value {x!r}")
+        return v
+
+
 class Scenario(Strict):
     name: str | None = None
     """Run name (default: the file's stem)."""
@@ -166,6 +370,8 @@ class Scenario(Strict):
     scene: SceneModel = SceneModel()
     render: RenderModel = RenderModel()
     output: OutputModel = OutputModel()
+    variants: VariantsModel | None = None
+    """Sweeps expanding this file into several runs (see :mod:`p4dsim.scenario.variants`)."""
 
     def times(self) -> list[float]:
         """Render times (s, relative to the source frame): 0, 1/fps, ... up to duration."""

@@ -1,0 +1,155 @@
+"""Per-frame actor labels: 2D boxes from rendered visibility, visible fraction, truncation.
+
+* **Visible pixels**: pixels where the actor's rendered mask channel exceeds 0.5 (its
+  Gaussians carry most of the pixel's weight) and whose rendered surface lies inside its 3D
+  box (grown by :data:`BOX_TOL_M`); the second test drops background Gaussians that the scene
+  builder's grown actor boxes took in along the silhouette.
+* **2D box**: the pixel bounds [x0, y0, x1, y1] (x1, y1 exclusive) of the visible pixels.
+* **Visible fraction**: visible pixels / pixels the actor covers when rendered alone (no
+  static world, no other actor), from one extra render per actor in view.
+* **Truncation**: the share of the 3D box's projection (convex hull of its corners, clipped at
+  the camera's near plane) that falls outside the image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from shapely.geometry import MultiPoint, box
+
+from p4dsim.geometry import box_corners, inv_pose, transform_points, yaw_of
+from p4dsim.render.base import Renderer
+from p4dsim.types import Camera
+
+NEAR_M = 0.1
+#: a rendered actor pixel counts as visible when its surface lies within this of the box (m)
+BOX_TOL_M = 0.05
+_EDGES = np.array(
+    [[0, 1], [1, 2], [2, 3], [3, 0], [4, 5], [5, 6], [6, 7], [7, 4], [0, 4], [1, 5], [2, 6], [3, 7]]
+)
+
+
+def box2d_from_mask(mask: np.ndarray) -> list[float] | None:
+    """[x0, y0, x1, y1] pixel bounds of a boolean mask [H, W] (x1, y1 exclusive); None if empty."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return None
+    return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+
+
+def box_iou(a: list[float] | None, b: list[float] | None) -> float:
+    """Intersection over union of two [x0, y0, x1, y1] boxes (0 when either is None)."""
+    if a is None or b is None:
+        return 0.0
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def corners_camera(
+    T_cam_world: np.ndarray, T_world_box: np.ndarray, size: np.ndarray
+) -> np.ndarray:
+    """The 8 box corners [8, 3] in the camera frame (box pose [4, 4] at its centre)."""
+    c = box_corners(T_world_box[:3, 3], size, float(yaw_of(T_world_box)))
+    return transform_points(T_cam_world, c)
+
+
+def clipped_projection(corners_cam: np.ndarray, K: np.ndarray, near: float = NEAR_M) -> np.ndarray:
+    """Pixel points [M, 2] whose convex hull is the projection of the box with corners [8, 3]
+    (camera frame) clipped to z ≥ ``near``: projected corners in front plus the points where
+    box edges cross the near plane. Empty [0, 2] when the box is entirely behind it."""
+    pts = [p for p in corners_cam if p[2] >= near]
+    for i, j in _EDGES:
+        a, b = corners_cam[i], corners_cam[j]
+        if (a[2] - near) * (b[2] - near) < 0:
+            s = (near - a[2]) / (b[2] - a[2])
+            pts.append(a + s * (b - a))
+    if not pts:
+        return np.zeros((0, 2))
+    P = np.asarray(pts)
+    return np.stack(
+        [K[0, 0] * P[:, 0] / P[:, 2] + K[0, 2], K[1, 1] * P[:, 1] / P[:, 2] + K[1, 2]], 1
+    )
+
+
+def truncation(corners_cam: np.ndarray, cam: Camera) -> float | None:
+    """Share (0..1) of the box's projected area outside the image; None when the box is
+    entirely behind the camera or projects to nothing."""
+    uv = clipped_projection(corners_cam, cam.K)
+    if len(uv) < 3:
+        return None
+    hull = MultiPoint([tuple(p) for p in uv]).convex_hull
+    if hull.area <= 0:
+        return None
+    inside = hull.intersection(box(0.0, 0.0, float(cam.width), float(cam.height))).area
+    frac = 1.0 - inside / hull.area
+    return 0.0 if frac < 1e-9 else float(min(frac, 1.0))
+
+
+def alone_pixels(
+    scene,
+    actor_poses: dict[str, np.ndarray],
+    T_world_camera: np.ndarray,
+    cam: Camera,
+    renderer: Renderer,
+) -> np.ndarray:
+    """Pixels [A] (int) each actor of ``scene.actors`` covers when rendered alone at its pose
+    (rendered opacity > 0.5, surface inside its box as for visible pixels); 0 for actors absent from ``actor_poses`` (removed), without
+    Gaussians, or whose box lies entirely outside the view.
+
+    Each actor is rendered only in the window its box (grown by 1 m on every side) projects
+    to: the same pixels, with the principal point shifted by the window's integer origin."""
+    out = np.zeros(len(scene.actors), dtype=np.int64)
+    T_cam_world = inv_pose(T_world_camera)
+    viewmat = T_cam_world[None]
+    for i, actor in enumerate(scene.actors):
+        T = actor_poses.get(actor.track_id)
+        if T is None or len(actor.gaussians) == 0:
+            continue
+        uv = clipped_projection(corners_camera(T_cam_world, T, actor.size + 2.0), cam.K)
+        if len(uv) < 3:
+            continue
+        W, H = cam.width, cam.height
+        x0 = int(np.clip(np.floor(uv[:, 0].min()), -W, 2 * W))
+        x1 = int(np.clip(np.ceil(uv[:, 0].max()), -W, 2 * W))
+        y0 = int(np.clip(np.floor(uv[:, 1].min()), -H, 2 * H))
+        y1 = int(np.clip(np.ceil(uv[:, 1].max()), -H, 2 * H))
+        if x1 <= max(x0, 0) or y1 <= max(y0, 0) or x0 >= W or y0 >= H:
+            continue
+        # The window may reach beyond the image so that the renderer's frustum culling keeps
+        # every Gaussian of the actor that touches the image; only image pixels are counted.
+        K = cam.K.copy()
+        K[0, 2] -= x0
+        K[1, 2] -= y0
+        g = actor.gaussians.transformed(T)
+        r = renderer.render(g, viewmat, K[None], x1 - x0, y1 - y0)
+        inside = inside_box_mask(r.depth[0], cam.K, T_world_camera, T, actor.size, x0=x0, y0=y0)
+        covered = (r.alpha[0] > 0.5) & inside
+        covered = covered[max(-y0, 0) : H - y0, max(-x0, 0) : W - x0]
+        out[i] = int(np.count_nonzero(covered))
+    return out
+
+
+def inside_box_mask(
+    depth: np.ndarray,
+    K: np.ndarray,
+    T_world_camera: np.ndarray,
+    T_world_box: np.ndarray,
+    size: np.ndarray,
+    tol_m: float = BOX_TOL_M,
+    x0: int = 0,
+    y0: int = 0,
+) -> np.ndarray:
+    """bool [H, W]: pixels whose rendered surface (camera-z ``depth`` [H, W], m, of an image
+    window whose top-left pixel is (x0, y0) in the image with intrinsics K) lies inside the box
+    (pose [4, 4] at its centre, size [3]) grown by ``tol_m`` on every side."""
+    Hh, Ww = depth.shape
+    jj, ii = np.meshgrid(np.arange(Ww) + x0 + 0.5, np.arange(Hh) + y0 + 0.5)
+    z = np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype(np.float64)
+    pc = np.stack([(jj - K[0, 2]) / K[0, 0] * z, (ii - K[1, 2]) / K[1, 1] * z, z], axis=-1)
+    T = inv_pose(T_world_box) @ T_world_camera
+    loc = pc.reshape(-1, 3) @ T[:3, :3].T + T[:3, 3]
+    with np.errstate(invalid="ignore"):
+        ok = np.all(np.abs(loc) <= np.asarray(size) / 2 + tol_m, axis=1)
+    return ok.reshape(Hh, Ww)
