@@ -113,3 +113,58 @@ def detect_sky(image: np.ndarray, sparse: np.ndarray) -> np.ndarray:
     n, labels = cv2.connectedComponents(cand, connectivity=4)
     top_labels = np.unique(labels[0][cand[0] > 0])
     return np.isin(labels, top_labels[top_labels > 0])
+
+
+def prior_depth(
+    camera: Camera,
+    ground: tuple[np.ndarray, float],
+    boxes: list,
+    far: float = 80.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Geometric depth prior for frames without LiDAR.
+
+    Rays that hit a 3D box (ego frame) take the nearest box face; rays that hit the ground
+    plane ``n·x + d = 0`` (ego frame) take its depth (capped at ``far``); every other ray is
+    put on a far background at ``far`` metres. Returns depth [H, W] camera z (m) and ``hit``
+    [H, W] bool, True where a box or the ground was hit within ``far``.
+    """
+    from p4dsim.scene.ground import ray_plane_depth
+
+    H, W = camera.height, camera.width
+    u, v = np.meshgrid(np.arange(W) + 0.5, np.arange(H) + 0.5)
+    zg = ray_plane_depth(camera.K, camera.T_ego_camera, ground, u, v)
+    hit = (zg > 0) & (zg < far)
+    depth = np.where(hit, zg, far)
+    if boxes:
+        Kinv = np.linalg.inv(camera.K)
+        rays_c = np.stack([u, v, np.ones_like(u)], axis=-1).reshape(-1, 3) @ Kinv.T  # z = 1
+        T = np.asarray(camera.T_ego_camera, dtype=np.float64)
+        rays_e = rays_c @ T[:3, :3].T
+        o_e = T[:3, 3]
+        best = np.full(H * W, np.inf)
+        for b in boxes:
+            c, s = np.cos(b.yaw), np.sin(b.yaw)
+            R = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+            o = R.T @ (o_e - np.asarray(b.center, dtype=np.float64))
+            dr = rays_e @ R  # ray directions in the box frame
+            half = np.asarray(b.size, dtype=np.float64) / 2
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t1 = (-half - o) / dr
+                t2 = (half - o) / dr
+            tmin = np.nanmax(np.minimum(t1, t2), axis=1)
+            tmax = np.nanmin(np.maximum(t1, t2), axis=1)
+            ok = (tmax >= np.maximum(tmin, 0)) & (tmin > 0)
+            best = np.where(ok & (tmin < best), tmin, best)
+        box_hit = np.isfinite(best).reshape(H, W)
+        depth = np.where(box_hit, np.minimum(best.reshape(H, W), depth), depth)
+        hit |= box_hit
+    return depth.astype(np.float32), hit
+
+
+def lidar_confidence(sparse: np.ndarray, radius_px: float) -> np.ndarray:
+    """Per-pixel confidence [H, W] in [0.3, 1] of a completed depth map: 1 within
+    ``radius_px`` of a LiDAR return, falling to 0.3 three radii away."""
+    has = (sparse > 0).astype(np.uint8)
+    dist = cv2.distanceTransform(1 - has, cv2.DIST_L2, 3)
+    r = max(radius_px, 1.0)
+    return np.clip(1.0 - 0.7 * (dist - r) / (2 * r), 0.3, 1.0).astype(np.float32)
