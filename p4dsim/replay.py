@@ -272,7 +272,14 @@ def replay(
     t0 = time.perf_counter()
     spec, log = open_source(scenario, base_dir, where)
     frame = log.frame(spec.frame)
-    scene = build_scene(frame, BuildConfig(stride=scenario.scene.stride))
+    scene = build_scene(
+        frame,
+        BuildConfig(
+            stride=scenario.scene.stride,
+            depth_source=scenario.scene.depth.source,
+            mono_model=scenario.scene.depth.model,
+        ),
+    )
     renderer = get_renderer(device or scenario.render.device)
     variants = expand_variants(scenario, where)
     writer = DatasetWriter(out_dir, rows_per_shard=scenario.output.rows_per_shard)

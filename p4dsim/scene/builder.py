@@ -25,6 +25,7 @@ from p4dsim.scene.depth import (
     lidar_confidence,
     prior_depth,
     project_lidar,
+    ray_box_depths,
 )
 from p4dsim.scene.footprint import footprint_world
 from p4dsim.scene.gaussians import GaussianSet
@@ -252,7 +253,8 @@ def build_scene(frame: Frame, config: BuildConfig | None = None) -> Scene4D:
         taken |= inside
         ga = g.subset(inside).transformed(inv_pose(T_wa))
         if cfg.hidden_layers and len(ga) and box.label in ("vehicle", "car", "truck", "bus"):
-            mir = mirror_actor(ga, cfg.synth_confidence)
+            core = np.all(np.abs(ga.means) <= np.asarray(box.size) / 2, axis=1)
+            mir = mirror_actor(ga.subset(core), cfg.synth_confidence)
             if len(mir):
                 m_cam = transform_points(T_cam_ego @ T_wa, mir.means)
                 mir = mir.subset(hidden_from_source(m_cam, dense, cam.K))
@@ -307,7 +309,10 @@ def _hidden_layers(frame, cfg, dense, sky, ground, taken, grid_shape):
     amask = np.zeros((H, W), bool)
     t2 = taken.reshape(h2, w2)
     amask[: h2 * s, : w2 * s] = np.repeat(np.repeat(t2, s, axis=0), s, axis=1)
-    bdepth, bcol, keep = behind_layer(frame.image, dense, sky, amask, zg, cfg.max_depth)
+    _, exit_d = ray_box_depths(cam, frame.boxes, cfg.box_grow_m)
+    bdepth, bcol, keep = behind_layer(
+        frame.image, dense, sky, amask, zg, cfg.max_depth, exit_depth=exit_d
+    )
     out = []
     u, v = pixel_grid(W, H, s)
     iu = np.minimum((u - s / 2).astype(int) + s // 2, W - 1)

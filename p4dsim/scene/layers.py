@@ -63,6 +63,7 @@ def behind_layer(
     edge_ratio: float = 1.25,
     band_px: int = 6,
     min_gap: float = 0.03,
+    exit_depth: np.ndarray | None = None,  # [H, W] where each ray leaves the actor boxes, 0 = none
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Second-surface depth [H, W] (0 where none), its colour [H, W, 3] uint8 and the mask
     [H, W] of pixels that get one.
@@ -87,6 +88,13 @@ def behind_layer(
     # Near-side pixels of edges: the far side is what the dilation saw.
     fill = np.where(band & ~grown, np.maximum(fill, far), fill)
     g = ground_depth
+    if exit_depth is not None:
+        # Behind an actor: the ground under it where the ray meets the ground inside its box,
+        # otherwise no nearer than where the ray leaves the box (so that an actor driving
+        # away is not hidden behind its own background).
+        fill = np.maximum(fill, exit_depth)
+        under = (g > 0) & (exit_depth > 0) & (g <= exit_depth)
+        fill = np.where(under, g, fill)
     fill = np.where((g > 0) & (g < fill), g, fill)
     # Behind every first surface this Gaussian's footprint can reach (2 px): otherwise it would
     # be composited before a neighbour's own Gaussian and show at the source view.
