@@ -156,6 +156,8 @@ def ray_box_depths(camera: Camera, boxes: list, grow: float = 0.0) -> tuple[np.n
     """Camera z (m) [H, W] where each pixel's ray first enters any of the ego-frame ``boxes``
     (grown by ``grow`` metres on every side) and where it last leaves them; 0 = no box hit."""
     H, W = camera.height, camera.width
+    if not boxes:
+        return np.zeros((H, W), np.float32), np.zeros((H, W), np.float32)
     u, v = np.meshgrid(np.arange(W) + 0.5, np.arange(H) + 0.5)
     Kinv = np.linalg.inv(camera.K)
     rays_c = np.stack([u, v, np.ones_like(u)], axis=-1).reshape(-1, 3) @ Kinv.T  # z = 1

@@ -83,7 +83,7 @@ def behind_layer(
     mask = (grown | band) & ~sky
     if not mask.any():
         return np.zeros((H, W), np.float32), image.copy(), mask
-    factor = 2 if W > 600 else 1
+    factor = 3 if W > 900 else (2 if W > 400 else 1)
     fill = _inpaint_small(d, mask, factor, 5.0)
     # Near-side pixels of edges: the far side is what the dilation saw.
     fill = np.where(band & ~grown, np.maximum(fill, far), fill)
