@@ -252,6 +252,15 @@ def actor_rows(
     return rows
 
 
+def build_config(scenario: Scenario) -> BuildConfig:
+    """The scene builder settings a scenario's ``scene`` section asks for."""
+    return BuildConfig(
+        stride=scenario.scene.stride,
+        depth_source=scenario.scene.depth.source,
+        mono_model=scenario.scene.depth.model,
+    )
+
+
 def open_source(scenario: Scenario, base_dir: Path | None, where: str) -> tuple[SourceSpec, Log]:
     spec = SourceSpec.from_mapping(scenario.source.model_dump(exclude_none=True))
     log = spec.open(base_dir, where=f"{where}: field 'source'")
@@ -345,7 +354,7 @@ def replay(
     spec, log = open_source(scenario, base_dir, where)
     frame = log.frame(spec.frame)
     frame = frame_with_actors(frame, log, spec.frame, scenario.actors.source, where)
-    scene = build_scene(frame, BuildConfig(stride=scenario.scene.stride))
+    scene = build_scene(frame, build_config(scenario))
     for variant in variants:
         check_rules(variant.scenario.actors, scene, where)
     renderer = get_renderer(device or scenario.render.device)

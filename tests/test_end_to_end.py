@@ -79,9 +79,9 @@ def test_lateral_shift_against_oracle(toytown):
     renderer = get_renderer("cpu")
     fr0 = render_frame(scene, tl, 0, renderer)
     gt0 = _oracle(log, scene, tl, 0)
-    # Measured 18.4 dB at 414×125 (seed 0) with the first scene builder; the left border is
-    # outside the source image and renders empty, which dominates the error.
-    assert psnr(fr0.rgb, gt0.rgb) >= 17.0
+    # Measured 23.0 dB at 414×125 (seed 0) with the border and behind layers (18.4 dB
+    # without them, when the left border outside the source image rendered empty).
+    assert psnr(fr0.rgb, gt0.rgb) >= 22.0
     # Moving vehicles land where the oracle puts them half a second later: the braking lead
     # car (which keeps pace with the ego) and an oncoming car (which closes in by 8 m).
     fr1 = render_frame(scene, tl, 1, renderer)

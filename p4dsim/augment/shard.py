@@ -145,23 +145,28 @@ class ShardWriter:
 def render_shard(spec: ShardSpec, writer: ShardWriter) -> list[dict[str, Any]]:
     """Build the shard's scene once and stream every run's rows into ``writer``; return one
     record per run (run_id, variant_id, frames, overrides)."""
-    from p4dsim.replay import iter_rows
+    from p4dsim.perception.select import frame_with_actors
+    from p4dsim.replay import build_config, iter_rows
     from p4dsim.scenario.model import Scenario
-    from p4dsim.scene.builder import BuildConfig, build_scene
+    from p4dsim.scene.builder import build_scene
 
     log = _log(spec.source, spec.base_dir)
     frame = log.frame(log.check_index(spec.frame))
-    scenes: dict[int, Any] = {}  # by stride; usually one
+    scenes: dict[Any, Any] = {}  # by (build settings, actor source); usually one
     runs = []
     for task in spec.runs:
         scenario = Scenario.model_validate(task.scenario)
-        stride = scenario.scene.stride
-        if stride not in scenes:
-            scenes[stride] = build_scene(frame, BuildConfig(stride=stride))
+        cfg = build_config(scenario)
+        key = (cfg, scenario.actors.source)
+        if key not in scenes:
+            with_actors = frame_with_actors(
+                frame, log, spec.frame, scenario.actors.source, task.where
+            )
+            scenes[key] = build_scene(with_actors, cfg)
         renderer = _renderer(spec.device or scenario.render.device)
         frames, actors = [], []
         for frow, arows in iter_rows(
-            scenes[stride], log, scenario, renderer, task.run_id, task.variant_id, task.where
+            scenes[key], log, scenario, renderer, task.run_id, task.variant_id, task.where
         ):
             frames.append(frow)
             actors.extend(arows)

@@ -316,9 +316,18 @@ class RenderModel(Strict):
     """Rendering backend: cuda (gsplat) when available under auto."""
 
 
+class DepthModel(Strict):
+    source: Literal["auto", "lidar", "prior", "mono"] = "auto"
+    """Depth of the source frame: LiDAR (auto when present), the geometric prior, or mono."""
+    model: str | None = None
+    """Local folder of a transformers depth-estimation model (for source: mono)."""
+
+
 class SceneModel(Strict):
     stride: int = Field(1, ge=1, le=8)
     """One Gaussian per stride×stride pixels."""
+    depth: DepthModel = DepthModel()
+    """How the source frame's depth is obtained."""
 
 
 class RandomVariants(Strict):

@@ -17,10 +17,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from p4dsim.errors import ConfigError
 from p4dsim.geometry import inv_pose, pose_from_xyz_yaw, rotmat_to_quat, transform_points
-from p4dsim.scene.depth import complete_depth, detect_sky, project_lidar
+from p4dsim.scene.depth import (
+    complete_depth,
+    detect_sky,
+    lidar_confidence,
+    prior_depth,
+    project_lidar,
+    ray_box_depths,
+)
+from p4dsim.scene.footprint import footprint_world
 from p4dsim.scene.gaussians import GaussianSet
-from p4dsim.scene.ground import fit_ground_plane, ground_prior
+from p4dsim.scene.ground import fit_ground_plane, ground_prior, ray_plane_depth
+from p4dsim.scene.layers import behind_layer, border_layer, hidden_from_source, mirror_actor
 from p4dsim.scene.motion import RigidMotion
 from p4dsim.scene.scene4d import Actor, Scene4D
 from p4dsim.types import Frame
@@ -39,6 +49,16 @@ class BuildConfig:
     box_grow_m: float = 0.25  #: actor boxes grow by this much on every side
     ground_clearance_m: float = 0.08  #: Gaussians this close to the ground stay static
     max_stretch: float = 40.0  #: grazing-angle footprints are stretched at most this much
+    #: depth source: "auto" (LiDAR when the frame has it, else the geometric prior),
+    #: "lidar", "prior" or "mono" (a monocular depth model from ``mono_model``)
+    depth_source: str = "auto"
+    mono_model: str | None = None  #: local path of a transformers depth-estimation model
+    prior_far_m: float = 80.0  #: geometric prior: depth of rays that hit nothing
+    hidden_layers: bool = True  #: behind layer, border layer and mirrored actors
+    border_frac_x: float = 0.25  #: image extended by this share of its width left and right
+    border_frac_y: float = 0.15  #: ... and of its height above and below
+    border_stride: int = 2  #: one border Gaussian per border_stride² pixels
+    synth_confidence: float = 0.1  #: confidence of synthesised Gaussians
 
 
 def pixel_grid(width: int, height: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -120,28 +140,79 @@ def footprint_gaussians(
     return P.reshape(-1, 3), quats, scales
 
 
+def _dense_depth(frame: Frame, cfg: BuildConfig):
+    """(dense depth [H, W], sky [H, W], sparse [H, W], ground plane, depth confidence [H, W])."""
+    cam = frame.camera
+    H, W = cam.height, cam.width
+    has_lidar = frame.lidar is not None and len(frame.lidar) > 0
+    source = cfg.depth_source
+    if source == "auto":
+        source = "lidar" if has_lidar else "prior"
+    if source == "lidar" and not has_lidar:
+        raise ConfigError(
+            f"depth source 'lidar' was asked for but frame {frame.source.frame_index} of "
+            f"{frame.source.log_id} has no LiDAR; use depth source 'auto', 'prior' or 'mono'"
+        )
+    if source not in ("lidar", "prior", "mono"):
+        raise ConfigError(
+            f"unknown depth source '{cfg.depth_source}' (use auto, lidar, prior or mono)"
+        )
+    ground = fit_ground_plane(frame.lidar) if has_lidar else None
+    if ground is None:
+        ground = ground_prior(frame.boxes)
+    if source == "lidar":
+        sparse = project_lidar(frame.lidar, cam)
+        dense = complete_depth(sparse, cfg.max_depth)
+        sky = detect_sky(frame.image, sparse)
+        conf = lidar_confidence(sparse, 4.0 * W / 1242.0)
+        return dense, sky, sparse, ground, conf
+    prior, hit = prior_depth(cam, ground, frame.boxes, cfg.prior_far_m)
+    sky = detect_sky(frame.image, np.where(hit, prior, 0.0).astype(np.float32))
+    if source == "mono":
+        from p4dsim.scene.mono import mono_depth
+
+        ref = project_lidar(frame.lidar, cam) if has_lidar else np.where(hit, prior, 0.0)
+        dense = mono_depth(frame.image, cfg.mono_model, ref, cfg.max_depth)
+    else:
+        dense = prior
+    conf = np.full((H, W), 0.3, np.float32)
+    return dense.astype(np.float32), sky, np.zeros((H, W), np.float32), ground, conf
+
+
+def _gaussians(
+    P_cam: np.ndarray,
+    normals: np.ndarray,
+    colors: np.ndarray,
+    sigma: np.ndarray | float,
+    confidence: np.ndarray | float,
+    cam,
+    cfg: BuildConfig,
+) -> GaussianSet:
+    means, quats, scales = footprint_world(
+        P_cam, normals, cam.K, sigma, cfg.thickness_ratio, cfg.max_stretch, cam.T_ego_camera
+    )
+    n = len(means)
+    return GaussianSet(
+        means=means,
+        quats=quats,
+        scales=scales,
+        opacities=np.full(n, cfg.opacity, np.float32),
+        colors=colors.reshape(-1, 3),
+        confidence=np.broadcast_to(np.asarray(confidence, np.float32).reshape(-1), (n,)),
+    )
+
+
 def build_scene(frame: Frame, config: BuildConfig | None = None) -> Scene4D:
     """Build the 4D Gaussian scene of one frame (see module docstring)."""
     cfg = config or BuildConfig()
     cam = frame.camera
     H, W = cam.height, cam.width
     s = cfg.stride
-    if frame.lidar is not None and len(frame.lidar):
-        sparse = project_lidar(frame.lidar, cam)
-        dense = complete_depth(sparse, cfg.max_depth)
-        sky = detect_sky(frame.image, sparse)
-        ground = fit_ground_plane(frame.lidar)
-    else:
-        sparse = np.zeros((H, W), np.float32)
-        dense = np.zeros((H, W), np.float32)
-        sky = np.zeros((H, W), bool)
-        ground = None
-    if ground is None:
-        ground = ground_prior(frame.boxes)
+    dense, sky, sparse, ground, depth_conf = _dense_depth(frame, cfg)
     unknown = (dense <= 0) & ~sky
     dense = np.where(
         sky, cfg.sky_depth, np.where(unknown, cfg.max_depth, np.minimum(dense, cfg.max_depth))
-    )
+    ).astype(np.float32)
 
     u, v = pixel_grid(W, H, s)
     iu = np.minimum((u - s / 2).astype(int) + s // 2, W - 1)
@@ -154,25 +225,25 @@ def build_scene(frame: Frame, config: BuildConfig | None = None) -> Scene4D:
         colors = img[: h2 * s, : w2 * s].reshape(h2, s, w2, s, 3).mean(axis=(1, 3))
     else:
         colors = img
-    means_c, quats_c, scales = footprint_gaussians(
-        d, u, v, cam.K, cfg.footprint_sigma_px * s, cfg.thickness_ratio, cfg.max_stretch
+    Kinv = np.linalg.inv(cam.K)
+    rays = np.stack([u, v, np.ones_like(u)], axis=-1) @ Kinv.T
+    P = rays * d[..., None]
+    g = _gaussians(
+        P,
+        _normals(P),
+        colors,
+        cfg.footprint_sigma_px * s,
+        np.where(unknown[iv, iu], 0.3, 1.0),
+        cam,
+        cfg,
     )
-    conf = np.where(unknown[iv, iu], 0.3, 1.0).reshape(-1)
-    g_cam = GaussianSet(
-        means=means_c,
-        quats=quats_c,
-        scales=scales,
-        opacities=np.full(len(means_c), cfg.opacity),
-        colors=colors.reshape(-1, 3),
-        confidence=conf,
-    )
-    g = g_cam.transformed(cam.T_ego_camera)  # scene world = source ego frame
     is_sky = sky_s.reshape(-1)
 
     actors: list[Actor] = []
     taken = np.zeros(len(g), dtype=bool)
     n_g, d_g = ground
     height_above = g.means.astype(np.float64) @ n_g + d_g
+    T_cam_ego = inv_pose(cam.T_ego_camera)
     for box in frame.boxes:
         T_wa = pose_from_xyz_yaw(box.center, box.yaw)
         local = transform_points(inv_pose(T_wa), g.means)
@@ -181,6 +252,13 @@ def build_scene(frame: Frame, config: BuildConfig | None = None) -> Scene4D:
         inside &= ~taken & ~is_sky
         taken |= inside
         ga = g.subset(inside).transformed(inv_pose(T_wa))
+        if cfg.hidden_layers and len(ga) and box.label in ("vehicle", "car", "truck", "bus"):
+            core = np.all(np.abs(ga.means) <= np.asarray(box.size) / 2, axis=1)
+            mir = mirror_actor(ga.subset(core), cfg.synth_confidence)
+            if len(mir):
+                m_cam = transform_points(T_cam_ego @ T_wa, mir.means)
+                mir = mir.subset(hidden_from_source(m_cam, dense, cam.K))
+                ga = GaussianSet.concat([ga, mir])
         vel = box.velocity if box.velocity is not None else np.zeros(3)
         motion = RigidMotion.from_velocity(T_wa, vel, None, None)
         actors.append(
@@ -194,9 +272,14 @@ def build_scene(frame: Frame, config: BuildConfig | None = None) -> Scene4D:
                 confidence=box.confidence,
             )
         )
-    static = g.subset(~taken)
+    static_parts = [g.subset(~taken)]
+    sky_parts = [is_sky[~taken]]
+    if cfg.hidden_layers:
+        for layer, layer_sky in _hidden_layers(frame, cfg, dense, sky, ground, taken, u.shape):
+            static_parts.append(layer)
+            sky_parts.append(layer_sky)
     return Scene4D(
-        static=static,
+        static=GaussianSet.concat(static_parts),
         actors=actors,
         camera=cam,
         T_log_scene=np.asarray(frame.T_world_ego, dtype=np.float64),
@@ -204,6 +287,59 @@ def build_scene(frame: Frame, config: BuildConfig | None = None) -> Scene4D:
         timestamp_us=int(frame.timestamp_us),
         ground=(np.asarray(n_g, dtype=np.float64), float(d_g)),
         sky_depth=cfg.sky_depth,
-        is_sky=is_sky[~taken],
-        meta={"boxes": frame.boxes, "ego_velocity": np.asarray(frame.ego_velocity)},
+        is_sky=np.concatenate(sky_parts),
+        meta={
+            "boxes": frame.boxes,
+            "ego_velocity": np.asarray(frame.ego_velocity),
+            "depth_confidence": depth_conf,
+        },
     )
+
+
+def _hidden_layers(frame, cfg, dense, sky, ground, taken, grid_shape):
+    """The behind layer and the border layer as (GaussianSet, is_sky) pairs (static, world)."""
+    cam = frame.camera
+    H, W = cam.height, cam.width
+    s = cfg.stride
+    sigma = cfg.footprint_sigma_px * s
+    Kinv = np.linalg.inv(cam.K)
+    uu, vv = np.meshgrid(np.arange(W) + 0.5, np.arange(H) + 0.5)
+    zg = ray_plane_depth(cam.K, cam.T_ego_camera, ground, uu, vv).astype(np.float32)
+    h2, w2 = grid_shape
+    amask = np.zeros((H, W), bool)
+    t2 = taken.reshape(h2, w2)
+    amask[: h2 * s, : w2 * s] = np.repeat(np.repeat(t2, s, axis=0), s, axis=1)
+    _, exit_d = ray_box_depths(cam, frame.boxes, cfg.box_grow_m)
+    bdepth, bcol, keep = behind_layer(
+        frame.image, dense, sky, amask, zg, cfg.max_depth, exit_depth=exit_d
+    )
+    out = []
+    u, v = pixel_grid(W, H, s)
+    iu = np.minimum((u - s / 2).astype(int) + s // 2, W - 1)
+    iv = np.minimum((v - s / 2).astype(int) + s // 2, H - 1)
+    sel = keep[iv, iu]
+    if sel.any():
+        full = np.where(keep, bdepth, dense)
+        rays = np.stack([u, v, np.ones_like(u)], axis=-1) @ Kinv.T
+        P = rays * full[iv, iu][..., None]
+        N = _normals(P)
+        col = bcol[iv, iu].astype(np.float32) / 255.0
+        g = _gaussians(P[sel], N[sel], col[sel], sigma, cfg.synth_confidence, cam, cfg)
+        out.append((g, np.zeros(len(g), bool)))
+    bl = border_layer(
+        frame.image,
+        dense,
+        sky,
+        cfg.border_frac_x,
+        cfg.border_frac_y,
+        cfg.border_stride * s,
+        cfg.footprint_sigma_px,
+    )
+    if len(bl.u):
+        # Camera-facing discs: isotropic footprints in the source view, so none reaches in.
+        rays = np.stack([bl.u, bl.v, np.ones_like(bl.u)], axis=-1) @ Kinv.T
+        P = rays * bl.depth[:, None]
+        N = -P / np.linalg.norm(P, axis=1, keepdims=True)
+        g = _gaussians(P, N, bl.colors, bl.sigma_px, cfg.synth_confidence, cam, cfg)
+        out.append((g, bl.sky.astype(bool)))
+    return out

@@ -113,3 +113,72 @@ def detect_sky(image: np.ndarray, sparse: np.ndarray) -> np.ndarray:
     n, labels = cv2.connectedComponents(cand, connectivity=4)
     top_labels = np.unique(labels[0][cand[0] > 0])
     return np.isin(labels, top_labels[top_labels > 0])
+
+
+def prior_depth(
+    camera: Camera,
+    ground: tuple[np.ndarray, float],
+    boxes: list,
+    far: float = 80.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Geometric depth prior for frames without LiDAR.
+
+    Rays that hit a 3D box (ego frame) take the nearest box face; rays that hit the ground
+    plane ``n·x + d = 0`` (ego frame) take its depth (capped at ``far``); every other ray is
+    put on a far background at ``far`` metres. Returns depth [H, W] camera z (m) and ``hit``
+    [H, W] bool, True where a box or the ground was hit within ``far``.
+    """
+    from p4dsim.scene.ground import ray_plane_depth
+
+    H, W = camera.height, camera.width
+    u, v = np.meshgrid(np.arange(W) + 0.5, np.arange(H) + 0.5)
+    zg = ray_plane_depth(camera.K, camera.T_ego_camera, ground, u, v)
+    hit = (zg > 0) & (zg < far)
+    depth = np.where(hit, zg, far)
+    if boxes:
+        entry, _ = ray_box_depths(camera, boxes)
+        box_hit = entry > 0
+        depth = np.where(box_hit, np.minimum(entry, depth), depth)
+        hit |= box_hit
+    return depth.astype(np.float32), hit
+
+
+def lidar_confidence(sparse: np.ndarray, radius_px: float) -> np.ndarray:
+    """Per-pixel confidence [H, W] in [0.3, 1] of a completed depth map: 1 within
+    ``radius_px`` of a LiDAR return, falling to 0.3 three radii away."""
+    has = (sparse > 0).astype(np.uint8)
+    dist = cv2.distanceTransform(1 - has, cv2.DIST_L2, 3)
+    r = max(radius_px, 1.0)
+    return np.clip(1.0 - 0.7 * (dist - r) / (2 * r), 0.3, 1.0).astype(np.float32)
+
+
+def ray_box_depths(camera: Camera, boxes: list, grow: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Camera z (m) [H, W] where each pixel's ray first enters any of the ego-frame ``boxes``
+    (grown by ``grow`` metres on every side) and where it last leaves them; 0 = no box hit."""
+    H, W = camera.height, camera.width
+    if not boxes:
+        return np.zeros((H, W), np.float32), np.zeros((H, W), np.float32)
+    u, v = np.meshgrid(np.arange(W) + 0.5, np.arange(H) + 0.5)
+    Kinv = np.linalg.inv(camera.K)
+    rays_c = np.stack([u, v, np.ones_like(u)], axis=-1).reshape(-1, 3) @ Kinv.T  # z = 1
+    T = np.asarray(camera.T_ego_camera, dtype=np.float64)
+    rays_e = rays_c @ T[:3, :3].T
+    o_e = T[:3, 3]
+    entry = np.full(H * W, np.inf)
+    exit_ = np.zeros(H * W)
+    for b in boxes:
+        c, s = np.cos(b.yaw), np.sin(b.yaw)
+        R = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+        o = R.T @ (o_e - np.asarray(b.center, dtype=np.float64))
+        dr = rays_e @ R  # ray directions in the box frame
+        half = np.asarray(b.size, dtype=np.float64) / 2 + grow
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t1 = (-half - o) / dr
+            t2 = (half - o) / dr
+        tmin = np.nanmax(np.minimum(t1, t2), axis=1)
+        tmax = np.nanmin(np.maximum(t1, t2), axis=1)
+        ok = (tmax >= np.maximum(tmin, 0)) & (tmax > 0)
+        entry = np.where(ok, np.minimum(entry, np.maximum(tmin, 1e-3)), entry)
+        exit_ = np.where(ok, np.maximum(exit_, tmax), exit_)
+    entry = np.where(np.isfinite(entry), entry, 0.0)
+    return entry.reshape(H, W).astype(np.float32), exit_.reshape(H, W).astype(np.float32)

@@ -1,4 +1,5 @@
-"""Ground plane estimation: RANSAC on LiDAR points (numpy), or a prior without LiDAR."""
+"""Ground plane estimation: RANSAC on LiDAR points (open3d ``segment_plane``, numpy fallback),
+or a prior without LiDAR; ray/plane intersection for the depth prior and hidden layers."""
 
 from __future__ import annotations
 
@@ -28,6 +29,11 @@ def fit_ground_plane(
     if len(p) < 50:
         return None
     low = p[p[:, 2] < np.percentile(p[:, 2], 50)]
+    best = _segment_plane_open3d(low, threshold, iterations, seed)
+    if best is not None:
+        n, d = best
+        if np.sum(np.abs(low @ n + d) < threshold) >= 30:
+            return _refine(low, n, d, threshold)
     rng = np.random.default_rng(seed)
     best, best_count = None, 0
     for _ in range(iterations):
@@ -47,8 +53,40 @@ def fit_ground_plane(
             best, best_count = (n, d), count
     if best is None or best_count < 30:
         return None
-    # Least-squares refinement on the inliers.
-    n, d = best
+    return _refine(low, best[0], best[1], threshold)
+
+
+def _segment_plane_open3d(
+    low: np.ndarray, threshold: float, iterations: int, seed: int
+) -> tuple[np.ndarray, float] | None:
+    """open3d's RANSAC plane; None when open3d is unavailable or the plane is not horizontal."""
+    try:
+        import open3d as o3d
+    except Exception:
+        return None
+    if len(low) < 3:
+        return None
+    try:
+        o3d.utility.random.seed(seed)
+    except Exception:
+        pass
+    pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(low))
+    model, _ = pc.segment_plane(threshold, 3, iterations)
+    n = np.asarray(model[:3], dtype=np.float64)
+    d = float(model[3])
+    norm = np.linalg.norm(n)
+    if norm < 1e-9:
+        return None
+    n, d = n / norm, d / norm
+    if n[2] < 0:
+        n, d = -n, -d
+    if n[2] < 0.9:
+        return None
+    return n, d
+
+
+def _refine(low: np.ndarray, n: np.ndarray, d: float, threshold: float):
+    """Least-squares plane through the inliers of (n, d)."""
     inl = low[np.abs(low @ n + d) < threshold]
     c = inl.mean(axis=0)
     _, _, vt = np.linalg.svd(inl - c, full_matrices=False)
@@ -66,3 +104,24 @@ def ground_prior(
         bottoms = [float(b.center[2] - b.size[2] / 2) for b in boxes]
         return n, -float(np.median(bottoms))
     return n, 0.0
+
+
+def ray_plane_depth(
+    camera_K: np.ndarray,
+    T_ego_camera: np.ndarray,
+    plane: tuple[np.ndarray, float],
+    u: np.ndarray,
+    v: np.ndarray,
+) -> np.ndarray:
+    """Camera z (m) [same shape as u] where the rays through pixels (u, v) meet the ego-frame
+    plane ``n·x + d = 0``; 0 where the ray does not hit it in front of the camera."""
+    n, d = np.asarray(plane[0], dtype=np.float64), float(plane[1])
+    T = np.asarray(T_ego_camera, dtype=np.float64)
+    Kinv = np.linalg.inv(camera_K)
+    rays = np.stack([u, v, np.ones_like(u)], axis=-1) @ Kinv.T  # camera frame, z = 1
+    n_cam = T[:3, :3].T @ n  # plane normal in the camera frame
+    d_cam = float(n @ T[:3, 3] + d)  # signed height of the camera above the plane
+    denom = rays @ n_cam
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = -d_cam / denom
+    return np.where(np.isfinite(z) & (z > 0), z, 0.0)

@@ -1,0 +1,192 @@
+"""Hidden layers: content the source view cannot see, placed so that it does not change the
+source-view render.
+
+* behind layer: for pixels of actors and pixels on the near side of strong depth edges, a
+  second surface behind the first one along the same source ray: the ground plane where the
+  ray meets it, otherwise the surrounding background depth (inpainted), with inpainted colour;
+* border layer: the image extended past its borders (reflected colour, replicated depth),
+  seen only when the camera yaws or shifts sideways;
+* mirror completion of actors across their long axis.
+
+Every synthesised Gaussian lies behind the first observed surface of its source ray (or
+outside the source image), so at the source pose it is hidden behind an opaque Gaussian.
+Depth maps are camera z in metres [H, W]; pixel (i, j) has its centre at (j + 0.5, i + 0.5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from p4dsim.scene.gaussians import GaussianSet
+
+
+@dataclass
+class PixelLayer:
+    """Samples of a synthesised layer: pixel positions u, v [n] (may lie outside the image),
+    camera z [n] (m), colours [n, 3] in [0, 1], sky flags [n] and source-view sigma [n] (px)."""
+
+    u: np.ndarray
+    v: np.ndarray
+    depth: np.ndarray
+    colors: np.ndarray
+    sky: np.ndarray
+    sigma_px: np.ndarray
+
+
+def _inpaint_small(img: np.ndarray, mask: np.ndarray, factor: int, radius: float) -> np.ndarray:
+    """cv2.inpaint (Telea) at 1/factor resolution, upsampled; unmasked pixels are kept."""
+    H, W = mask.shape
+    if factor > 1:
+        w2, h2 = max(W // factor, 1), max(H // factor, 1)
+        small = cv2.resize(img, (w2, h2), interpolation=cv2.INTER_AREA)
+        m = cv2.resize(mask.astype(np.uint8), (w2, h2), interpolation=cv2.INTER_NEAREST)
+        m = cv2.dilate(m, np.ones((3, 3), np.uint8))
+        out = cv2.inpaint(small, m, radius, cv2.INPAINT_TELEA)
+        out = cv2.resize(out, (W, H), interpolation=cv2.INTER_LINEAR)
+    else:
+        out = cv2.inpaint(img, mask.astype(np.uint8), radius, cv2.INPAINT_TELEA)
+    if out.ndim < img.ndim:
+        out = out[..., None]
+    return np.where(mask[..., None] if img.ndim == 3 else mask, out, img)
+
+
+def behind_layer(
+    image: np.ndarray,  # uint8 [H, W, 3]
+    dense: np.ndarray,  # float32 [H, W] first-surface depth (m)
+    sky: np.ndarray,  # bool [H, W]
+    actor_mask: np.ndarray,  # bool [H, W] pixels whose first surface belongs to an actor
+    ground_depth: np.ndarray,  # float32 [H, W] ground-plane depth along each ray, 0 = none
+    max_depth: float,
+    edge_ratio: float = 1.25,
+    band_px: int = 6,
+    min_gap: float = 0.03,
+    exit_depth: np.ndarray | None = None,  # [H, W] where each ray leaves the actor boxes, 0 = none
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Second-surface depth [H, W] (0 where none), its colour [H, W, 3] uint8 and the mask
+    [H, W] of pixels that get one.
+
+    The mask holds actor pixels and, near strong depth edges (far/near ratio ≥ ``edge_ratio``
+    within ``band_px`` pixels), the near side. Behind-depth is the inpainted surrounding depth
+    (near-side pixels excluded), replaced by the ground-plane depth where that is nearer, and
+    pushed to at least ``1 + min_gap`` times the farthest first surface within two pixels (so
+    it never lies in front of a neighbour's Gaussian); pixels next to sky get none.
+    """
+    H, W = dense.shape
+    d = np.where(sky, max_depth, np.minimum(dense, max_depth)).astype(np.float32)
+    k = 2 * band_px + 1
+    far = cv2.dilate(d, np.ones((k, k), np.uint8))
+    band = (far >= edge_ratio * d) & ~sky
+    grown = cv2.dilate(actor_mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    mask = (grown | band) & ~sky
+    if not mask.any():
+        return np.zeros((H, W), np.float32), image.copy(), mask
+    factor = 3 if W > 900 else (2 if W > 400 else 1)
+    fill = _inpaint_small(d, mask, factor, 5.0)
+    # Near-side pixels of edges: the far side is what the dilation saw.
+    fill = np.where(band & ~grown, np.maximum(fill, far), fill)
+    g = ground_depth
+    if exit_depth is not None:
+        # Behind an actor: the ground under it where the ray meets the ground inside its box,
+        # otherwise no nearer than where the ray leaves the box (so that an actor driving
+        # away is not hidden behind its own background).
+        fill = np.maximum(fill, exit_depth)
+        under = (g > 0) & (exit_depth > 0) & (g <= exit_depth)
+        fill = np.where(under, g, fill)
+    fill = np.where((g > 0) & (g < fill), g, fill)
+    # Behind every first surface this Gaussian's footprint can reach (2 px): otherwise it would
+    # be composited before a neighbour's own Gaussian and show at the source view.
+    reach = cv2.dilate(np.where(sky, np.inf, dense).astype(np.float32), np.ones((5, 5), np.uint8))
+    fill = np.maximum(fill, reach * (1 + min_gap))
+    keep = mask & np.isfinite(fill) & (fill <= 1.2 * max_depth)
+    colour = _inpaint_small(image, mask, factor, 5.0)
+    return np.where(keep, fill, 0).astype(np.float32), colour, keep
+
+
+def border_layer(
+    image: np.ndarray,  # uint8 [H, W, 3]
+    dense: np.ndarray,  # float32 [H, W]
+    sky: np.ndarray,  # bool [H, W]
+    frac_x: float,
+    frac_y: float,
+    stride: int,
+    sigma_px: float,
+    push_back: float = 0.03,
+) -> PixelLayer:
+    """The image extended by ``frac_x`` of its width left and right and ``frac_y`` of its
+    height above and below, sampled every ``stride`` pixels outside the source image.
+
+    Colour is the reflected image (slightly blurred), sky reflects with it; depth replicates
+    the border depth (for a flat road with no roll, camera z depends only on the row, so
+    replicated road depth is the road), pushed back by ``push_back`` so that a border
+    Gaussian never lies in front of the source pixel next to it.
+    """
+    H, W = dense.shape
+    px = int(np.ceil(frac_x * W / stride)) * stride
+    py = int(np.ceil(frac_y * H / stride)) * stride
+    img = cv2.copyMakeBorder(image, py, py, px, px, cv2.BORDER_REFLECT_101)
+    img = cv2.GaussianBlur(img, (5, 5), 0)
+    sk = cv2.copyMakeBorder(sky.astype(np.uint8), py, py, px, px, cv2.BORDER_REFLECT_101) > 0
+    dep = cv2.copyMakeBorder(dense.astype(np.float32), py, py, px, px, cv2.BORDER_REPLICATE)
+    ii, jj = np.mgrid[0 : H + 2 * py : stride, 0 : W + 2 * px : stride]
+    ci = np.minimum(ii + stride // 2, H + 2 * py - 1)
+    cj = np.minimum(jj + stride // 2, W + 2 * px - 1)
+    i0, j0 = ii - py, jj - px  # block origin in source pixels
+    outside = (i0 + stride <= 0) | (i0 >= H) | (j0 + stride <= 0) | (j0 >= W)
+    ci, cj, i0, j0 = ci[outside], cj[outside], i0[outside], j0[outside]
+    u = j0 + stride / 2.0
+    v = i0 + stride / 2.0
+    depth = dep[ci, cj] * (1 + push_back)
+    return PixelLayer(
+        u=u.astype(np.float64),
+        v=v.astype(np.float64),
+        depth=depth.astype(np.float64),
+        colors=img[ci, cj].astype(np.float32) / 255.0,
+        sky=sk[ci, cj],
+        sigma_px=np.full(len(u), sigma_px * stride),
+    )
+
+
+def hidden_from_source(
+    means_cam: np.ndarray,  # [n, 3] camera frame of the source view
+    dense: np.ndarray,  # [H, W] first-surface depth
+    K: np.ndarray,
+    margin: float = 0.05,
+) -> np.ndarray:
+    """bool [n]: True where a point lies behind the first surface of its source pixel by at
+    least ``margin`` (relative), or outside the source image / behind the camera."""
+    H, W = dense.shape
+    z = means_cam[:, 2]
+    ok = z > 1e-3
+    u = np.floor(K[0, 0] * means_cam[:, 0] / np.where(ok, z, 1) + K[0, 2]).astype(np.int64)
+    v = np.floor(K[1, 1] * means_cam[:, 1] / np.where(ok, z, 1) + K[1, 2]).astype(np.int64)
+    inside = ok & (u >= -1) & (u <= W) & (v >= -1) & (v <= H)
+    uc, vc = np.clip(u, 0, W - 1), np.clip(v, 0, H - 1)
+    # Behind the farthest first surface among the pixel and its neighbours (footprints
+    # reach about two pixels).
+    far = cv2.dilate(dense.astype(np.float32), np.ones((5, 5), np.uint8))
+    behind = z >= far[vc, uc] * (1 + margin)
+    return ~inside | behind
+
+
+def mirror_actor(
+    g: GaussianSet,  # actor frame: x along the heading, y left, z up
+    confidence: float,
+    min_offset: float = 0.15,
+) -> GaussianSet:
+    """Gaussians reflected across the actor's long axis (y → -y), for those at least
+    ``min_offset`` metres off the axis; rotations are reflected too (a reflection conjugated
+    back into a proper rotation), colours kept, confidence set to ``confidence``."""
+    keep = np.abs(g.means[:, 1]) >= min_offset
+    m = g.subset(keep)
+    means = m.means.copy()
+    means[:, 1] *= -1
+    # Reflection S = diag(1, -1, 1): S R S is a rotation; its quaternion is (w, -x, y, -z).
+    q = m.quats.copy()
+    q[:, 1] *= -1
+    q[:, 3] *= -1
+    return GaussianSet(
+        means, q, m.scales, m.opacities, m.colors, np.full(len(m), confidence, np.float32)
+    )
