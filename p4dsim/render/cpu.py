@@ -20,7 +20,6 @@ Kernels are compiled once per machine (``cache=True``), on the first render.
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 from numba import njit, prange
@@ -28,10 +27,6 @@ from numba import njit, prange
 from p4dsim.errors import ConfigError
 from p4dsim.render.base import Renderer, RenderOutput
 from p4dsim.scene.gaussians import GaussianSet
-
-# numba probes TBB before falling back to OpenMP; an old TBB (pulled in by other packages)
-# only costs that probe, so its warning is noise for users.
-warnings.filterwarnings("ignore", message="The TBB threading layer requires TBB")
 
 #: margin (in units of sigma) above which the exact alpha test is skipped as surely failing
 _SIGMA_MARGIN = 1e-5
