@@ -20,6 +20,7 @@ from p4dsim.errors import ConfigError
 from p4dsim.geometry import inv_pose, transform_points, yaw_of
 from p4dsim.io.codecs import encode_depth, encode_rgb
 from p4dsim.io.dataset import DatasetWriter
+from p4dsim.pipeline import BackgroundWriter
 from p4dsim.render import get_renderer
 from p4dsim.render.base import Renderer, RenderOutput
 from p4dsim.scenario.actors import resolve_motions
@@ -63,6 +64,8 @@ class RenderedFrame:
     alpha: np.ndarray
     coverage: float
     actor_masks: np.ndarray
+    #: (format, bytes) when the renderer already encoded the RGB (GPU JPEG), else None
+    encoded_rgb: tuple[str, bytes] | None = None
 
 
 @dataclass
@@ -127,6 +130,39 @@ def render_frame(scene: Scene4D, timeline: Timeline, k: int, renderer: Renderer)
     return RenderedFrame(
         k, float(timeline.times[k]), rgb, depth, alpha, coverage, ex[..., CH_ACTORS:]
     )
+
+
+def scene_extra(scene: Scene4D) -> np.ndarray:
+    """Extra render channels [N, CH_ACTORS + A] float32 of every Gaussian of ``scene`` in the
+    order static, then each actor's (confidence, sky, one-hot actor), as :func:`render_frame`
+    builds them for the composed set."""
+    A = len(scene.actors)
+    parts = [np.zeros((len(scene.static), CH_ACTORS + A), dtype=np.float32)]
+    parts[0][:, CH_CONFIDENCE] = scene.static.confidence
+    parts[0][:, CH_SKY] = scene._sky_mask()
+    for i, a in enumerate(scene.actors):
+        e = np.zeros((len(a.gaussians), CH_ACTORS + A), dtype=np.float32)
+        e[:, CH_CONFIDENCE] = a.gaussians.confidence
+        e[:, CH_ACTORS + i] = 1.0
+        parts.append(e)
+    return np.concatenate(parts)
+
+
+def render_frames(
+    scene: Scene4D,
+    timeline: Timeline,
+    ks: list[int],
+    renderer: Renderer,
+    output: OutputModel | None = None,
+) -> list[RenderedFrame]:
+    """Render time steps ``ks``: in one batch when the renderer has a batched scene path
+    (``render_frames``, the gsplat backend; RGB also JPEG-encoded there when ``output`` asks
+    for JPEG), else one :func:`render_frame` per step."""
+    batched = getattr(renderer, "render_frames", None)
+    if batched is not None:
+        q = output.jpeg_quality if output is not None and output.rgb == "jpeg" else None
+        return batched(scene, timeline, ks, jpeg_quality=q)
+    return [render_frame(scene, timeline, k, renderer) for k in ks]
 
 
 def _flat(T: np.ndarray) -> list[float]:
@@ -221,7 +257,9 @@ def frame_row(
         "T_world_camera": _flat(timeline.T_world_camera[k]),
         "T_world_ego": _flat(T_ego),
         "ego_speed": float(np.linalg.norm(v[:2])),
-        "rgb": encode_rgb(fr.rgb, output.rgb, output.jpeg_quality),
+        "rgb": fr.encoded_rgb[1]
+        if fr.encoded_rgb is not None and fr.encoded_rgb[0] == output.rgb
+        else encode_rgb(fr.rgb, output.rgb, output.jpeg_quality),
         "rgb_format": output.rgb,
         "depth": encode_depth(fr.depth, output.depth),
         "depth_format": output.depth,
@@ -248,14 +286,19 @@ def iter_rows(
 ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """Render one run of ``scenario`` on a prebuilt ``scene``; yields (frame row, actor rows)
     per time step. The scene is not modified, so one scene serves many variants."""
+    from p4dsim.pipeline import ordered_map, render_batches
+
     timeline = make_timeline(scenario, scene, log, where)
-    for k in range(len(timeline.times)):
-        fr = render_frame(scene, timeline, k, renderer)
-        base = {"run_id": run_id, "variant_id": variant_id, "frame_index": k}
-        yield (
+
+    def rows(fr: RenderedFrame) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        base = {"run_id": run_id, "variant_id": variant_id, "frame_index": fr.index}
+        return (
             frame_row(scene, timeline, fr, base, scenario.output),
             actor_rows(scene, timeline, fr, base),
         )
+
+    # rendering runs ahead in batches; rows (with encoding) are built in a thread pool, in order
+    yield from ordered_map(rows, render_batches(scene, timeline, renderer, scenario.output))
 
 
 def replay(
@@ -275,7 +318,7 @@ def replay(
     scene = build_scene(frame, BuildConfig(stride=scenario.scene.stride))
     renderer = get_renderer(device or scenario.render.device)
     variants = expand_variants(scenario, where)
-    writer = DatasetWriter(out_dir, rows_per_shard=scenario.output.rows_per_shard)
+    writer = BackgroundWriter(DatasetWriter(out_dir, rows_per_shard=scenario.output.rows_per_shard))
     run_id = scenario.name or "replay"
     total = sum(len(v.scenario.times()) for v in variants)
     coverage: list[float] = []
