@@ -92,6 +92,7 @@ def render_batches(
     output: OutputModel | None = None,
     batch_size: int | None = None,
     prefetch_batches: int = 2,
+    render_threads: int = 2,
 ) -> Iterator[RenderedFrame]:
     """Frames of every time step of ``timeline`` in order, rendered ``batch_size`` steps at a
     time (default: the renderer's ``batch_size``, else 1) in a background thread."""
@@ -100,11 +101,17 @@ def render_batches(
     n = len(timeline.times)
     bs = max(1, int(batch_size or getattr(renderer, "batch_size", 1)))
 
-    def batches() -> Iterator[list[RenderedFrame]]:
-        for s in range(0, n, bs):
-            yield render_frames(scene, timeline, list(range(s, min(s + bs, n))), renderer, output)
+    def batch(s: int) -> list[RenderedFrame]:
+        return render_frames(scene, timeline, list(range(s, min(s + bs, n))), renderer, output)
 
-    for frames in prefetch(batches(), prefetch_batches):
+    starts = range(0, n, bs)
+    if bs > 1:  # batched GPU renderer: two threads, so copies of one batch overlap the next
+        batches: Iterable[list[RenderedFrame]] = ordered_map(
+            batch, starts, render_threads, render_threads
+        )
+    else:
+        batches = map(batch, starts)
+    for frames in prefetch(batches, prefetch_batches):
         yield from frames
 
 
@@ -133,28 +140,69 @@ def ordered_map(
 
 
 class BackgroundWriter:
-    """A :class:`~p4dsim.io.dataset.DatasetWriter` fed from a thread through a bounded queue.
+    """Feeds a :class:`~p4dsim.io.dataset.DatasetWriter` from a thread through a bounded queue;
+    full shards are encoded to Parquet by ``write_workers`` threads at once (at most twice that
+    many shards pending), recorded in the writer's shard list in order.
 
     :meth:`add` returns at once unless ``max_pending`` frames are already waiting; an error in
-    the writing thread is raised by the next :meth:`add` or by :meth:`commit`."""
+    a writing thread is raised by the next :meth:`add` or by :meth:`commit`."""
 
-    def __init__(self, writer: DatasetWriter, max_pending: int = 256) -> None:
+    def __init__(
+        self, writer: DatasetWriter, max_pending: int = 256, write_workers: int | None = None
+    ) -> None:
         self.writer = writer
         self._q: queue.Queue = queue.Queue(maxsize=max(1, max_pending))
         self._error: BaseException | None = None
+        nw = write_workers or max(1, min(8, default_workers() // 2))
+        self._pool = ThreadPoolExecutor(max_workers=nw, thread_name_prefix="p4d-parquet")
+        self._slots = threading.Semaphore(2 * nw)
+        self._shards: list[Future[list]] = []
         self._thread = threading.Thread(target=self._run, daemon=True, name="p4d-writer")
         self._thread.start()
 
+    def _write_shard(self, idx: int, frames: list[dict], actors: list[dict]) -> list:
+        from p4dsim.io.dataset import TABLES, ShardRecord, write_table_atomic
+
+        try:
+            import pyarrow as pa
+
+            records = []
+            for name, rows in (("frames", frames), ("actors", actors)):
+                table = pa.Table.from_pylist(rows, schema=TABLES[name])
+                rel = f"{name}/part-{idx:05d}.parquet"
+                rec = write_table_atomic(table, self.writer.stage / rel)
+                records.append(ShardRecord(name, rel, rec["rows"], rec["sha256"]))
+            return records
+        finally:
+            self._slots.release()
+
+    def _submit(self, frames: list[dict], actors: list[dict]) -> None:
+        self._slots.acquire()
+        self._shards.append(self._pool.submit(self._write_shard, len(self._shards), frames, actors))
+
     def _run(self) -> None:
+        frames: list[dict] = []
+        actors: list[dict] = []
+        per_shard = self.writer.rows_per_shard
         while True:
             item = self._q.get()
             if item is _DONE:
-                return
-            if self._error is None:
-                try:
-                    self.writer.add(*item)
-                except BaseException as exc:
-                    self._error = exc
+                break
+            if self._error is not None:
+                continue
+            try:
+                frames.append(item[0])
+                actors.extend(item[1])
+                if len(frames) >= per_shard:
+                    self._submit(frames, actors)
+                    frames, actors = [], []
+                for f in self._shards:  # surface errors early
+                    if f.done() and f.exception() is not None:
+                        raise f.exception()  # type: ignore[misc]
+            except BaseException as exc:
+                self._error = exc
+        if frames and self._error is None:
+            self._submit(frames, actors)
 
     def _check(self) -> None:
         if self._error is not None:
@@ -168,9 +216,16 @@ class BackgroundWriter:
         if self._thread.is_alive():
             self._q.put(_DONE)
             self._thread.join()
+        for f in self._shards:
+            try:
+                self.writer.shards.extend(f.result())
+            except BaseException as exc:
+                self._error = self._error or exc
+        self._shards = []
+        self._pool.shutdown(wait=True)
 
     def commit(self, manifest: dict[str, Any]) -> Any:
-        """Wait for queued rows, then :meth:`DatasetWriter.commit`."""
+        """Wait for queued rows and shards, then :meth:`DatasetWriter.commit`."""
         self._drain()
         self._check()
         return self.writer.commit(manifest)

@@ -66,6 +66,10 @@ class RenderedFrame:
     actor_masks: np.ndarray
     #: (format, bytes) when the renderer already encoded the RGB (GPU JPEG), else None
     encoded_rgb: tuple[str, bytes] | None = None
+    #: per actor, when the renderer computed them: pixels with mask > 0.5 [A] int64 and their
+    #: bounding box [A, 4] (x0, y0, x1, y1), exactly what :func:`actor_rows` derives from masks
+    actor_pixels: np.ndarray | None = None
+    actor_boxes: np.ndarray | None = None
 
 
 @dataclass
@@ -186,13 +190,17 @@ def actor_rows(
         R_cam = T_cam_world[:3, :3] @ T[:3, :3]
         # Heading in the camera frame, measured about the camera's -y (up) axis from +x.
         fwd = R_cam[:, 0]
-        mask = fr.actor_masks[..., i] > 0.5
-        n_vis = int(mask.sum())
-        if n_vis:
-            ys, xs = np.nonzero(mask)
-            box2d = [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+        if fr.actor_pixels is not None and fr.actor_boxes is not None:  # from the renderer
+            n_vis = int(fr.actor_pixels[i])
+            box2d = [float(x) for x in fr.actor_boxes[i]] if n_vis else None
         else:
-            box2d = None
+            mask = fr.actor_masks[..., i] > 0.5
+            n_vis = int(mask.sum())
+            if n_vis:
+                ys, xs = np.nonzero(mask)
+                box2d = [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+            else:
+                box2d = None
         speed = 0.0
         if len(timeline.times) > 1:
             k2 = min(fr.index + 1, len(timeline.times) - 1)

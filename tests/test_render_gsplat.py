@@ -117,6 +117,14 @@ def test_batched_replay_frames_match_cpu() -> None:
         assert np.mean((a.actor_masks > 0.5) == (b.actor_masks > 0.5)) > 0.999
         assert abs(a.coverage - b.coverage) < 1e-3
         assert not b.actor_masks[..., 0].any()  # the removed actor is not drawn
+        # the label statistics computed on the GPU are those of the masks handed back
+        for i in range(len(scene.actors)):
+            m = b.actor_masks[..., i]
+            assert b.actor_pixels[i] == m.sum()
+            if m.any():
+                ys, xs = np.nonzero(m)
+                box = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+                np.testing.assert_array_equal(b.actor_boxes[i], box)
 
 
 def test_gpu_jpeg_decodes_to_the_frame() -> None:

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -137,6 +138,7 @@ class GsplatRenderer(Renderer):
         settings: RasterSettings | None = None,
         device: str = "cuda",
         batch_size: int = 32,
+        gpu_jpeg: bool = False,
     ) -> None:
         super().__init__(settings)
         import torch
@@ -145,7 +147,13 @@ class GsplatRenderer(Renderer):
             raise BackendUnavailableError("the gsplat backend needs a CUDA GPU; use --device cpu")
         self.device = torch.device(device)
         self.batch_size = int(batch_size)
-        self._scenes: weakref.WeakKeyDictionary[Any, SceneTensors] = weakref.WeakKeyDictionary()
+        #: encode JPEG on the GPU (torchvision/nvJPEG) in :meth:`render_frames`; off by default:
+        #: on an H200 with 16 cores the thread pool's OpenCV encoder keeps up better
+        self.gpu_jpeg = bool(gpu_jpeg)
+        self._local = threading.local()
+        self._upload_lock = threading.Lock()
+        # the most recent upload: (weak reference to its scene, tensors)
+        self._cached: tuple[weakref.ref, SceneTensors] | None = None
         load_kernels()
 
     @property
@@ -250,13 +258,13 @@ class GsplatRenderer(Renderer):
         """Upload ``scene`` once: static Gaussians then each actor's (in its own frame).
 
         extra: [N, E] per-Gaussian channels in that row order (see
-        :func:`p4dsim.replay.scene_extra`), or None. Cached per scene object (the cache keeps
-        the first upload; pass the same ``extra`` layout for a given scene)."""
+        :func:`p4dsim.replay.scene_extra`), or None. The last scene uploaded stays cached (pass
+        the same ``extra`` layout for a given scene object)."""
         import torch
 
-        cached = self._scenes.get(scene)
-        if cached is not None:
-            return cached
+        if self._cached is not None and self._cached[0]() is scene:
+            return self._cached[1]
+        self._cached = None  # free the previous scene's tensors first
         parts = [scene.static] + [a.gaussians for a in scene.actors]
         g = GaussianSet.concat(parts)
         spans, start = [], len(scene.static)
@@ -277,7 +285,7 @@ class GsplatRenderer(Renderer):
             spans,
             [a.track_id for a in scene.actors],
         )
-        self._scenes[scene] = st
+        self._cached = (weakref.ref(scene), st)
         return st
 
     def render_steps(
@@ -348,15 +356,38 @@ class GsplatRenderer(Renderer):
         jpeg_quality: int | None = None,
     ) -> list[RenderedFrame]:
         """The replay's frames for time steps ``ks`` (same values as
-        :func:`p4dsim.replay.render_frame`, computed on the GPU); with ``jpeg_quality`` the RGB
-        is also JPEG-encoded on the GPU (torchvision, when present) into ``encoded_rgb``."""
+        :func:`p4dsim.replay.render_frame`, computed on the GPU); with ``jpeg_quality`` and
+        ``gpu_jpeg`` set the RGB is also JPEG-encoded on the GPU (torchvision, when present)
+        into ``encoded_rgb``. Safe to call from several threads."""
+        import torch
+
+        from p4dsim.replay import scene_extra
+
+        with self._upload_lock:
+            hit = self._cached is not None and self._cached[0]() is scene
+            st = self._cached[1] if hit else self.upload_scene(scene, scene_extra(scene))
+        # one CUDA stream per calling thread, so that batches rendered from several threads
+        # overlap their host copies with each other's kernels
+        stream = getattr(self._local, "stream", None)
+        if stream is None:
+            stream = self._local.stream = torch.cuda.Stream(self.device)
+        stream.wait_stream(torch.cuda.default_stream(self.device))
+        with torch.cuda.stream(stream):
+            return self._render_frames(scene, timeline, list(ks), st, jpeg_quality)
+
+    def _render_frames(
+        self,
+        scene: Scene4D,
+        timeline: Timeline,
+        ks: list[int],
+        st: SceneTensors,
+        jpeg_quality: int | None,
+    ) -> list[RenderedFrame]:
         import torch
 
         from p4dsim.geometry import inv_pose
-        from p4dsim.replay import CH_ACTORS, CH_CONFIDENCE, CH_SKY, RenderedFrame, scene_extra
+        from p4dsim.replay import CH_ACTORS, CH_CONFIDENCE, CH_SKY, RenderedFrame
 
-        st = self.upload_scene(scene, scene_extra(scene))
-        ks = list(ks)
         B, A = len(ks), len(scene.actors)
         poses = np.tile(np.eye(4), (B, A, 1, 1))
         present = np.zeros((B, A), dtype=bool)
@@ -378,12 +409,11 @@ class GsplatRenderer(Renderer):
             rgb = torch.round(out.rgb * 255.0).clamp(0, 255).to(torch.uint8)
             coverage = ex[..., CH_CONFIDENCE].mean(dim=(1, 2))
             masks = (ex[..., CH_ACTORS:] > 0.5).permute(0, 3, 1, 2).contiguous()  # [B, A, H, W]
-            jpegs = _encode_jpeg_gpu(rgb, jpeg_quality) if jpeg_quality else None
-            rgb_h = rgb.cpu().numpy()
-            depth_h = depth.cpu().numpy()
-            alpha_h = alpha.cpu().numpy()
-            masks_h = masks.cpu().numpy()
-            cov_h = coverage.cpu().numpy()
+            pixels, boxes = _mask_stats(masks)
+            jpegs = _encode_jpeg_gpu(rgb, jpeg_quality) if jpeg_quality and self.gpu_jpeg else None
+            rgb_h, depth_h, alpha_h, masks_h, cov_h, pix_h, box_h = _to_host(
+                rgb, depth, alpha, masks, coverage, pixels, boxes
+            )
         frames = []
         for i, k in enumerate(ks):
             fr = RenderedFrame(
@@ -395,10 +425,41 @@ class GsplatRenderer(Renderer):
                 float(cov_h[i]),
                 masks_h[i].transpose(1, 2, 0),  # [H, W, A] bool view; per-actor slices contiguous
             )
+            fr.actor_pixels, fr.actor_boxes = pix_h[i], box_h[i]
             if jpegs is not None:
                 fr.encoded_rgb = ("jpeg", jpegs[i])
             frames.append(fr)
         return frames
+
+
+def _mask_stats(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image and actor of bool masks [B, A, H, W]: pixel counts [B, A] int64 and bounding
+    boxes [B, A, 4] float64 (x0, y0, x1, y1; max exclusive; zeros when empty)."""
+    import torch
+
+    H, W = masks.shape[-2:]
+    cols = masks.any(dim=2).to(torch.uint8)  # [B, A, W]
+    rows = masks.any(dim=3).to(torch.uint8)  # [B, A, H]
+    x0 = cols.argmax(dim=-1)
+    x1 = W - cols.flip(-1).argmax(dim=-1)
+    y0 = rows.argmax(dim=-1)
+    y1 = H - rows.flip(-1).argmax(dim=-1)
+    boxes = torch.stack((x0, y0, x1, y1), dim=-1).to(torch.float64)
+    return masks.sum(dim=(2, 3)), boxes
+
+
+def _to_host(*tensors: torch.Tensor) -> list[np.ndarray]:
+    """Copy CUDA tensors to fresh pinned host memory (torch's caching host allocator reuses
+    blocks once the arrays are gone) with one synchronisation; numpy views of them."""
+    import torch
+
+    host = []
+    for t in tensors:
+        h = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+        h.copy_(t, non_blocking=True)
+        host.append(h)
+    torch.cuda.current_stream().synchronize()
+    return [h.numpy() for h in host]
 
 
 def _encode_jpeg_gpu(rgb: torch.Tensor, quality: int) -> list[bytes] | None:
