@@ -37,8 +37,12 @@ _DONE = object()
 
 
 def default_workers() -> int:
-    """Encoding threads: the machine's cores, at most 16."""
-    return max(1, min(16, os.cpu_count() or 1))
+    """Encoding threads: ``$P4DSIM_ENCODE_WORKERS`` if set, else the machine's cores, at most 8
+    (more threads mostly contend for the interpreter lock)."""
+    env = os.environ.get("P4DSIM_ENCODE_WORKERS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, min(8, os.cpu_count() or 1))
 
 
 class _Failure:
@@ -148,7 +152,7 @@ class BackgroundWriter:
     a writing thread is raised by the next :meth:`add` or by :meth:`commit`."""
 
     def __init__(
-        self, writer: DatasetWriter, max_pending: int = 256, write_workers: int | None = None
+        self, writer: DatasetWriter, max_pending: int = 64, write_workers: int | None = None
     ) -> None:
         self.writer = writer
         self._q: queue.Queue = queue.Queue(maxsize=max(1, max_pending))
