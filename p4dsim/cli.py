@@ -564,6 +564,49 @@ def _check_track_ids(scenario_file: Path, scenarios: list) -> None:
             )
 
 
+@app.command()
+def bench(
+    scene: Annotated[
+        Path | None, typer.Option(help="PLY scene (default: toytown at --width x --height).")
+    ] = None,
+    frames: Annotated[int, typer.Option(help="Frames of the end-to-end replay.")] = 256,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    width: Annotated[int, typer.Option(help="Image width (pixels).")] = 1242,
+    height: Annotated[int, typer.Option(help="Image height (pixels).")] = 375,
+    rgb: Annotated[str, typer.Option(help="RGB encoding: jpeg or png.")] = "jpeg",
+    depth: Annotated[str, typer.Option(help="Depth encoding: float16 or png16.")] = "float16",
+    raw_frames: Annotated[
+        int | None, typer.Option(help="Frames for the raw render rate (default: --frames).")
+    ] = None,
+) -> None:
+    """Raw render frames/s against end-to-end replay frames/s (render + encode + write)."""
+    from p4dsim.bench import run_bench
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise P4DSimError(f"--device must be auto, cpu or cuda, got '{device}'")
+    if rgb not in ("jpeg", "png") or depth not in ("float16", "png16"):
+        raise P4DSimError("--rgb must be jpeg or png and --depth float16 or png16")
+    r = run_bench(scene, frames, device, width, height, rgb, depth, raw_frames)
+    table = Table(title="p4dsim bench")
+    for col in ("device", "scene", "frames", "raw render", "end to end", "e2e / raw", "peak RSS"):
+        table.add_column(col)
+    if r.gpu_peak_mib is not None:
+        table.add_column("GPU peak alloc.")
+    row = [
+        r.device,
+        f"{r.scene}, {r.gaussians:,} Gaussians, {r.actors} actors, {r.width}x{r.height}",
+        f"{r.frames} ({r.rgb_format} + {r.depth_format}, batch {r.batch_size})",
+        f"{r.raw_fps:,.1f} frames/s ({r.raw_ms_per_frame:.2f} ms/frame)",
+        f"{r.e2e_fps:,.1f} frames/s",
+        f"{r.ratio:.0%}",
+        f"{r.peak_rss_mib:,.0f} MiB",
+    ]
+    if r.gpu_peak_mib is not None:
+        row.append(f"{r.gpu_peak_mib:,.0f} MiB")
+    table.add_row(*row)
+    Console(width=250).print(table)
+
+
 def main() -> None:
     """Entry point: user errors print a message and exit 2, without a traceback."""
     try:

@@ -24,6 +24,7 @@ from p4dsim.io.export import export_dataset
 from p4dsim.labels import alone_pixels, corners_camera, inside_box_mask, truncation
 from p4dsim.metrics import ActorState, FrameMetrics, frame_metrics, run_summary
 from p4dsim.perception.select import frame_with_actors
+from p4dsim.pipeline import BackgroundWriter
 from p4dsim.plugins import get_exporter
 from p4dsim.render import get_renderer
 from p4dsim.render.base import Renderer, RenderOutput
@@ -83,6 +84,14 @@ class RenderedFrame:
     alpha: np.ndarray
     coverage: float
     actor_masks: np.ndarray
+    #: [A] pixels each actor covers when rendered alone (for visible_fraction), or None
+    alone: np.ndarray | None = None
+    #: (format, bytes) when the renderer already encoded the RGB (GPU JPEG), else None
+    encoded_rgb: tuple[str, bytes] | None = None
+    #: per actor, when the renderer computed them: pixels with mask > 0.5 [A] int64 and their
+    #: bounding box [A, 4] (x0, y0, x1, y1), exactly what :func:`actor_rows` derives from masks
+    actor_pixels: np.ndarray | None = None
+    actor_boxes: np.ndarray | None = None
 
 
 @dataclass
@@ -181,6 +190,45 @@ def render_frame(scene: Scene4D, timeline: Timeline, k: int, renderer: Renderer)
     )
 
 
+def scene_extra(scene: Scene4D) -> np.ndarray:
+    """Extra render channels [N, CH_ACTORS + A] float32 of every Gaussian of ``scene`` in the
+    order static, then each actor's (confidence, sky, one-hot actor), as :func:`render_frame`
+    builds them for the composed set."""
+    A = len(scene.actors)
+    parts = [np.zeros((len(scene.static), CH_ACTORS + A), dtype=np.float32)]
+    parts[0][:, CH_CONFIDENCE] = scene.static.confidence
+    parts[0][:, CH_SKY] = scene._sky_mask()
+    for i, a in enumerate(scene.actors):
+        e = np.zeros((len(a.gaussians), CH_ACTORS + A), dtype=np.float32)
+        e[:, CH_CONFIDENCE] = a.gaussians.confidence
+        e[:, CH_ACTORS + i] = 1.0
+        parts.append(e)
+    return np.concatenate(parts)
+
+
+def render_frames(
+    scene: Scene4D,
+    timeline: Timeline,
+    ks: list[int],
+    renderer: Renderer,
+    output: OutputModel | None = None,
+) -> list[RenderedFrame]:
+    """Render time steps ``ks``: in one batch when the renderer has a batched scene path
+    (``render_frames``, the gsplat backend; RGB also JPEG-encoded there when ``output`` asks
+    for JPEG), else one :func:`render_frame` per step."""
+    batched = getattr(renderer, "render_frames", None)
+    if batched is not None:
+        q = output.jpeg_quality if output is not None and output.rgb == "jpeg" else None
+        return batched(scene, timeline, ks, jpeg_quality=q)
+    frames = []
+    for k in ks:
+        fr = render_frame(scene, timeline, k, renderer)
+        poses = {tid: P[k] for tid, P in timeline.actor_poses.items()}
+        fr.alone = alone_pixels(scene, poses, timeline.T_world_camera[k], timeline.camera, renderer)
+        frames.append(fr)
+    return frames
+
+
 def _flat(T: np.ndarray) -> list[float]:
     return [float(x) for x in np.asarray(T, dtype=np.float64).reshape(-1)]
 
@@ -207,15 +255,20 @@ def actor_rows(
         R_cam = T_cam_world[:3, :3] @ T[:3, :3]
         # Heading in the camera frame, measured about the camera's -y (up) axis from +x.
         fwd = R_cam[:, 0]
-        mask = (fr.actor_masks[..., i] > 0.5) & inside_box_mask(
-            fr.depth, cam.K, timeline.T_world_camera[fr.index], T, actor.size
-        )
-        n_vis = int(mask.sum())
-        if n_vis:
-            ys, xs = np.nonzero(mask)
-            box2d = [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+        if fr.actor_pixels is not None and fr.actor_boxes is not None:  # from the GPU renderer
+            n_vis = int(fr.actor_pixels[i])
+            box2d = [float(x) for x in fr.actor_boxes[i]] if n_vis else None
         else:
-            box2d = None
+            # The actor's mask, limited to rendered surface within its 3D box.
+            mask = (fr.actor_masks[..., i] > 0.5) & inside_box_mask(
+                fr.depth, cam.K, timeline.T_world_camera[fr.index], T, actor.size
+            )
+            n_vis = int(mask.sum())
+            if n_vis:
+                ys, xs = np.nonzero(mask)
+                box2d = [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+            else:
+                box2d = None
         speed = 0.0
         if actor.track_id in timeline.actor_velocity:
             speed = float(np.linalg.norm(timeline.actor_velocity[actor.track_id][fr.index, :2]))
@@ -299,7 +352,9 @@ def frame_row(
         "T_world_camera": _flat(timeline.T_world_camera[k]),
         "T_world_ego": _flat(T_ego),
         "ego_speed": float(np.linalg.norm(v[:2])),
-        "rgb": encode_rgb(fr.rgb, output.rgb, output.jpeg_quality),
+        "rgb": fr.encoded_rgb[1]
+        if fr.encoded_rgb is not None and fr.encoded_rgb[0] == output.rgb
+        else encode_rgb(fr.rgb, output.rgb, output.jpeg_quality),
         "rgb_format": output.rgb,
         "depth": encode_depth(fr.depth, output.depth),
         "depth_format": output.depth,
@@ -326,16 +381,19 @@ def iter_rows(
 ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """Render one run of ``scenario`` on a prebuilt ``scene``; yields (frame row, actor rows)
     per time step. The scene is not modified, so one scene serves many variants."""
+    from p4dsim.pipeline import ordered_map, render_batches
+
     timeline = make_timeline(scenario, scene, log, where)
-    for k in range(len(timeline.times)):
-        fr = render_frame(scene, timeline, k, renderer)
-        base = {"run_id": run_id, "variant_id": variant_id, "frame_index": k}
-        poses = {tid: P[k] for tid, P in timeline.actor_poses.items()}
-        alone = alone_pixels(scene, poses, timeline.T_world_camera[k], timeline.camera, renderer)
-        yield (
+
+    def rows(fr: RenderedFrame) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        base = {"run_id": run_id, "variant_id": variant_id, "frame_index": fr.index}
+        return (
             frame_row(scene, timeline, fr, base, scenario.output),
-            actor_rows(scene, timeline, fr, base, alone),
+            actor_rows(scene, timeline, fr, base, fr.alone),
         )
+
+    # rendering runs ahead in batches; rows (with encoding) are built in a thread pool, in order
+    yield from ordered_map(rows, render_batches(scene, timeline, renderer, scenario.output))
 
 
 def replay(
@@ -363,7 +421,7 @@ def replay(
             get_exporter(fmt)
         except ConfigError as exc:
             raise ConfigError(f"{where}: field 'output.formats[{i}]': {exc}") from None
-    writer = DatasetWriter(out_dir, rows_per_shard=scenario.output.rows_per_shard)
+    writer = BackgroundWriter(DatasetWriter(out_dir, rows_per_shard=scenario.output.rows_per_shard))
     run_id = scenario.name or "replay"
     total = sum(len(v.scenario.times()) for v in variants)
     coverage: list[float] = []

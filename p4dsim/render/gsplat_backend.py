@@ -1,0 +1,478 @@
+"""The CUDA backend: gsplat 1.5.3's ``rasterization``, batched over cameras and time steps.
+
+Same pictures as :class:`~p4dsim.render.cpu.CpuRenderer` (render_mode "RGB+ED", packed=False,
+rasterize_mode "classic", pinhole, the settings' ``eps2d``/near/far/tile size); extra
+per-Gaussian channels are concatenated to the colours and composited with them (background
+``[bg, 0, ...]``).
+
+Two entry points:
+
+* :meth:`GsplatRenderer.render` — the :class:`~p4dsim.render.base.Renderer` interface
+  (numpy in, numpy out), one Gaussian set seen by C cameras;
+* :meth:`GsplatRenderer.render_steps` — a 4D scene at B time steps in one call: the static
+  world and every actor's Gaussians (in actor frames) are uploaded once per scene
+  (:class:`SceneTensors`), actors are moved on the GPU with their per-step poses, and the
+  results stay on the GPU (torch tensors). :meth:`GsplatRenderer.render_frames` builds the
+  replay's frames from it (see :func:`p4dsim.replay.render_frames`).
+
+gsplat compiles its CUDA kernels on first use (about a minute); that is logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from p4dsim.errors import BackendUnavailableError
+from p4dsim.render.base import RasterSettings, Renderer, RenderOutput
+from p4dsim.scene.gaussians import GaussianSet
+
+if TYPE_CHECKING:
+    import torch
+
+    from p4dsim.replay import RenderedFrame, Timeline
+    from p4dsim.scene.scene4d import Scene4D
+
+log = logging.getLogger(__name__)
+
+_KERNELS_READY = False
+
+
+def load_kernels() -> None:
+    """Import gsplat's CUDA extension, compiling it first if this machine has no build yet.
+
+    Logs "compiling gsplat CUDA kernels, first use only ..." only when a compile happens."""
+    global _KERNELS_READY
+    if _KERNELS_READY:
+        return
+    try:
+        from torch.utils.cpp_extension import _get_build_directory
+
+        build_dir = _get_build_directory("gsplat_cuda", verbose=False)
+        built = any(
+            os.path.exists(os.path.join(build_dir, f"gsplat_cuda.{ext}")) for ext in ("so", "lib")
+        )
+    except Exception:  # layout of torch's private helper changed: just say nothing
+        built = True
+    t0 = time.perf_counter()
+    if not built:
+        log.warning("compiling gsplat CUDA kernels, first use only (about a minute) ...")
+    try:
+        from gsplat.cuda._backend import _C
+    except Exception as exc:  # compile or import failure
+        raise BackendUnavailableError(f"gsplat's CUDA kernels could not be loaded: {exc}") from None
+    if _C is None:
+        raise BackendUnavailableError(
+            "gsplat found no CUDA toolkit to compile its kernels (set CUDA_HOME or use --device cpu)"
+        )
+    if not built:
+        log.warning("gsplat CUDA kernels compiled in %.0f s", time.perf_counter() - t0)
+    _KERNELS_READY = True
+
+
+def _quat_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Hamilton product of (w, x, y, z) quaternions, broadcasting over leading dims."""
+    import torch
+
+    aw, ax, ay, az = a.unbind(-1)
+    bw, bx, by, bz = b.unbind(-1)
+    return torch.stack(
+        (
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ),
+        dim=-1,
+    )
+
+
+@dataclass
+class SceneTensors:
+    """A 4D scene on the GPU, N = static + all actors' Gaussians (in that order).
+
+    means/quats/scales: [N, 3]/[N, 4]/[N, 3] float32 (static in world, actors in their own
+    frame); opacities: [N]; feats: [N, 3 + E] colour then extra channels; spans: per actor
+    (start, stop) rows of its Gaussians; track_ids: per actor.
+    """
+
+    means: torch.Tensor
+    quats: torch.Tensor
+    scales: torch.Tensor
+    opacities: torch.Tensor
+    feats: torch.Tensor
+    spans: list[tuple[int, int]]
+    track_ids: list[str]
+
+    @property
+    def num_extra(self) -> int:
+        return int(self.feats.shape[1]) - 3
+
+
+@dataclass
+class StepsOutput:
+    """Renders of B time steps, torch tensors on the GPU: rgb [B, H, W, 3], depth [B, H, W]
+    (expected camera z, metres), alpha [B, H, W], extra [B, H, W, E]."""
+
+    rgb: torch.Tensor
+    depth: torch.Tensor
+    alpha: torch.Tensor
+    extra: torch.Tensor
+
+
+class GsplatRenderer(Renderer):
+    """gsplat on one CUDA device; ``batch_size`` time steps per :meth:`render_steps` call in
+    the replay."""
+
+    name = "gsplat"
+
+    def __init__(
+        self,
+        settings: RasterSettings | None = None,
+        device: str = "cuda",
+        batch_size: int = 32,
+        gpu_jpeg: bool = False,
+    ) -> None:
+        super().__init__(settings)
+        import torch
+
+        if not torch.cuda.is_available():
+            raise BackendUnavailableError("the gsplat backend needs a CUDA GPU; use --device cpu")
+        self.device = torch.device(device)
+        self.batch_size = int(batch_size)
+        #: encode JPEG on the GPU (torchvision/nvJPEG) in :meth:`render_frames`; off by default:
+        #: on an H200 with 16 cores the thread pool's OpenCV encoder keeps up better
+        self.gpu_jpeg = bool(gpu_jpeg)
+        self._local = threading.local()
+        self._upload_lock = threading.Lock()
+        # the most recent upload: (weak reference to its scene, tensors)
+        self._cached: tuple[weakref.ref, SceneTensors] | None = None
+        load_kernels()
+
+    @property
+    def device_name(self) -> str:
+        import torch
+
+        return f"{torch.cuda.get_device_name(self.device)} (gsplat)"
+
+    # -- the core call -------------------------------------------------------------------
+    def rasterize(
+        self,
+        means: torch.Tensor,  # [..., N, 3]
+        quats: torch.Tensor,  # [..., N, 4]
+        scales: torch.Tensor,  # [..., N, 3]
+        opacities: torch.Tensor,  # [..., N]
+        feats: torch.Tensor,  # [..., N, D]
+        viewmats: torch.Tensor,  # [..., C, 4, 4] T_camera_world
+        Ks: torch.Tensor,  # [..., C, 3, 3]
+        width: int,
+        height: int,
+        backgrounds: torch.Tensor | None,  # [..., C, D]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """gsplat with p4dsim's settings; returns (feats [..., C, H, W, D], depth [..., C, H, W],
+        alpha [..., C, H, W])."""
+        from gsplat import rasterization
+
+        s = self.settings
+        colors, alphas, _ = rasterization(
+            means,
+            quats,
+            scales,
+            opacities,
+            feats,
+            viewmats,
+            Ks,
+            int(width),
+            int(height),
+            near_plane=float(s.near),
+            far_plane=float(s.far),
+            eps2d=float(s.eps2d),
+            packed=False,
+            tile_size=int(s.tile_size),
+            backgrounds=backgrounds,
+            render_mode="RGB+ED",
+            rasterize_mode="classic",
+            camera_model="pinhole",
+        )
+        return colors[..., :-1], colors[..., -1], alphas[..., 0]
+
+    # -- Renderer interface ----------------------------------------------------------------
+    def render(
+        self,
+        gaussians: GaussianSet,
+        viewmats: np.ndarray,
+        Ks: np.ndarray,
+        width: int,
+        height: int,
+        background: np.ndarray | None = None,
+        extra: np.ndarray | None = None,
+    ) -> RenderOutput:
+        """Render C cameras; arguments and outputs as :class:`~p4dsim.render.base.Renderer`."""
+        import torch
+
+        from p4dsim.render.cpu import _check_inputs
+
+        viewmats, Ks, bg, extra = _check_inputs(
+            gaussians, viewmats, Ks, width, height, background, extra
+        )
+        n_extra = 0 if extra is None else extra.shape[1]
+        C = viewmats.shape[0]
+        dev = self.device
+
+        def t(a: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32), device=dev)
+
+        feats = gaussians.colors if extra is None else np.concatenate([gaussians.colors, extra], 1)
+        bgs = np.zeros((C, 3 + n_extra), dtype=np.float32)
+        bgs[:, :3] = bg
+        with torch.no_grad():
+            f, depth, alpha = self.rasterize(
+                t(gaussians.means),
+                t(gaussians.quats),
+                t(gaussians.scales),
+                t(gaussians.opacities),
+                t(feats),
+                t(viewmats),
+                t(Ks),
+                width,
+                height,
+                t(bgs),
+            )
+        f = f.cpu().numpy()
+        return RenderOutput(
+            rgb=np.ascontiguousarray(f[..., :3]),
+            depth=depth.cpu().numpy(),
+            alpha=alpha.cpu().numpy(),
+            extra=np.ascontiguousarray(f[..., 3:]) if extra is not None else None,
+        )
+
+    # -- 4D scenes -------------------------------------------------------------------------
+    def upload_scene(self, scene: Scene4D, extra: np.ndarray | None = None) -> SceneTensors:
+        """Upload ``scene`` once: static Gaussians then each actor's (in its own frame).
+
+        extra: [N, E] per-Gaussian channels in that row order (see
+        :func:`p4dsim.replay.scene_extra`), or None. The last scene uploaded stays cached (pass
+        the same ``extra`` layout for a given scene object)."""
+        import torch
+
+        if self._cached is not None and self._cached[0]() is scene:
+            return self._cached[1]
+        self._cached = None  # free the previous scene's tensors first
+        parts = [scene.static] + [a.gaussians for a in scene.actors]
+        g = GaussianSet.concat(parts)
+        spans, start = [], len(scene.static)
+        for a in scene.actors:
+            spans.append((start, start + len(a.gaussians)))
+            start += len(a.gaussians)
+        feats = g.colors if extra is None else np.concatenate([g.colors, extra], axis=1)
+
+        def t(a: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32), device=self.device)
+
+        st = SceneTensors(
+            t(g.means),
+            t(g.quats),
+            t(g.scales),
+            t(g.opacities),
+            t(feats),
+            spans,
+            [a.track_id for a in scene.actors],
+        )
+        self._cached = (weakref.ref(scene), st)
+        return st
+
+    def render_steps(
+        self,
+        st: SceneTensors,
+        viewmats: np.ndarray,  # [B, 4, 4] T_camera_world per step
+        K: np.ndarray,  # [3, 3]
+        width: int,
+        height: int,
+        actor_poses: np.ndarray,  # [B, A, 4, 4] T_world_actor per step and actor
+        actor_present: np.ndarray,  # [B, A] bool; absent actors are not drawn
+        background: np.ndarray | None = None,  # [3]
+    ) -> StepsOutput:
+        """Render B time steps of an uploaded scene, one camera each; actors are moved on the
+        GPU (means rotated and translated, quaternions rotated) and absent ones get zero
+        opacity, which draws exactly what rendering the composed set without them draws."""
+        import torch
+
+        from p4dsim.geometry import rotmat_to_quat
+
+        dev = self.device
+        B = int(viewmats.shape[0])
+        A = len(st.spans)
+        N = int(st.means.shape[0])
+        poses = np.asarray(actor_poses, dtype=np.float64).reshape(B, A, 4, 4)
+        with torch.no_grad():
+            means = st.means.unsqueeze(0).repeat(B, 1, 1)
+            quats = st.quats.unsqueeze(0).repeat(B, 1, 1)
+            opac = st.opacities.unsqueeze(0).repeat(B, 1)
+            if A:
+                R = torch.as_tensor(poses[..., :3, :3], dtype=torch.float32, device=dev)
+                tr = torch.as_tensor(poses[..., :3, 3], dtype=torch.float32, device=dev)
+                q = rotmat_to_quat(poses[..., :3, :3].reshape(-1, 3, 3)).reshape(B, A, 4)
+                q = torch.as_tensor(q, dtype=torch.float32, device=dev)
+                present = torch.as_tensor(np.asarray(actor_present, bool), device=dev)
+                for a, (s0, s1) in enumerate(st.spans):
+                    if s1 == s0:
+                        continue
+                    m = st.means[s0:s1]  # [n, 3]
+                    means[:, s0:s1] = torch.einsum("bij,nj->bni", R[:, a], m) + tr[:, a, None]
+                    quats[:, s0:s1] = _quat_mul(q[:, a, None, :], st.quats[None, s0:s1])
+                    opac[:, s0:s1] *= present[:, a, None].to(opac.dtype)
+            D = st.feats.shape[1]
+            bgs = torch.zeros((B, 1, D), device=dev)
+            if background is not None:
+                bgs[..., :3] = torch.as_tensor(np.asarray(background, np.float32), device=dev)
+            vm = torch.as_tensor(np.asarray(viewmats, np.float32), device=dev).reshape(B, 1, 4, 4)
+            Ks = torch.as_tensor(np.asarray(K, np.float32), device=dev).expand(B, 1, 3, 3)
+            f, depth, alpha = self.rasterize(
+                means,
+                quats,
+                st.scales.expand(B, N, 3),
+                opac,
+                st.feats.expand(B, N, D),
+                vm,
+                Ks.contiguous(),
+                width,
+                height,
+                bgs,
+            )
+        return StepsOutput(f[:, 0, ..., :3], depth[:, 0], alpha[:, 0], f[:, 0, ..., 3:])
+
+    def render_frames(
+        self,
+        scene: Scene4D,
+        timeline: Timeline,
+        ks: list[int],
+        jpeg_quality: int | None = None,
+    ) -> list[RenderedFrame]:
+        """The replay's frames for time steps ``ks`` (same values as
+        :func:`p4dsim.replay.render_frame`, computed on the GPU); with ``jpeg_quality`` and
+        ``gpu_jpeg`` set the RGB is also JPEG-encoded on the GPU (torchvision, when present)
+        into ``encoded_rgb``. Safe to call from several threads."""
+        import torch
+
+        from p4dsim.replay import scene_extra
+
+        with self._upload_lock:
+            hit = self._cached is not None and self._cached[0]() is scene
+            st = self._cached[1] if hit else self.upload_scene(scene, scene_extra(scene))
+        # one CUDA stream per calling thread, so that batches rendered from several threads
+        # overlap their host copies with each other's kernels
+        stream = getattr(self._local, "stream", None)
+        if stream is None:
+            stream = self._local.stream = torch.cuda.Stream(self.device)
+        stream.wait_stream(torch.cuda.default_stream(self.device))
+        with torch.cuda.stream(stream):
+            return self._render_frames(scene, timeline, list(ks), st, jpeg_quality)
+
+    def _render_frames(
+        self,
+        scene: Scene4D,
+        timeline: Timeline,
+        ks: list[int],
+        st: SceneTensors,
+        jpeg_quality: int | None,
+    ) -> list[RenderedFrame]:
+        import torch
+
+        from p4dsim.geometry import inv_pose
+        from p4dsim.replay import CH_ACTORS, CH_CONFIDENCE, CH_SKY, RenderedFrame
+
+        B, A = len(ks), len(scene.actors)
+        poses = np.tile(np.eye(4), (B, A, 1, 1))
+        present = np.zeros((B, A), dtype=bool)
+        for a, actor in enumerate(scene.actors):
+            P = timeline.actor_poses.get(actor.track_id)
+            if P is not None:
+                poses[:, a] = P[ks]
+                present[:, a] = True
+        cam = timeline.camera
+        viewmats = inv_pose(timeline.T_world_camera[ks])
+        out = self.render_steps(st, viewmats, cam.K, cam.width, cam.height, poses, present)
+        with torch.no_grad():
+            alpha = out.alpha
+            ex = out.extra
+            depth = out.depth.clone()
+            sky_share = ex[..., CH_SKY] / alpha.clamp(min=1e-6)
+            depth[sky_share > 0.5] = float("inf")
+            depth[alpha < 0.5] = 0.0
+            rgb = torch.round(out.rgb * 255.0).clamp(0, 255).to(torch.uint8)
+            coverage = ex[..., CH_CONFIDENCE].mean(dim=(1, 2))
+            masks = (ex[..., CH_ACTORS:] > 0.5).permute(0, 3, 1, 2).contiguous()  # [B, A, H, W]
+            pixels, boxes = _mask_stats(masks)
+            jpegs = _encode_jpeg_gpu(rgb, jpeg_quality) if jpeg_quality and self.gpu_jpeg else None
+            rgb_h, depth_h, alpha_h, masks_h, cov_h, pix_h, box_h = _to_host(
+                rgb, depth, alpha, masks, coverage, pixels, boxes
+            )
+        frames = []
+        for i, k in enumerate(ks):
+            fr = RenderedFrame(
+                k,
+                float(timeline.times[k]),
+                rgb_h[i],
+                depth_h[i],
+                alpha_h[i],
+                float(cov_h[i]),
+                masks_h[i].transpose(1, 2, 0),  # [H, W, A] bool view; per-actor slices contiguous
+            )
+            fr.actor_pixels, fr.actor_boxes = pix_h[i], box_h[i]
+            if jpegs is not None:
+                fr.encoded_rgb = ("jpeg", jpegs[i])
+            frames.append(fr)
+        return frames
+
+
+def _mask_stats(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image and actor of bool masks [B, A, H, W]: pixel counts [B, A] int64 and bounding
+    boxes [B, A, 4] float64 (x0, y0, x1, y1; max exclusive; zeros when empty)."""
+    import torch
+
+    H, W = masks.shape[-2:]
+    cols = masks.any(dim=2).to(torch.uint8)  # [B, A, W]
+    rows = masks.any(dim=3).to(torch.uint8)  # [B, A, H]
+    x0 = cols.argmax(dim=-1)
+    x1 = W - cols.flip(-1).argmax(dim=-1)
+    y0 = rows.argmax(dim=-1)
+    y1 = H - rows.flip(-1).argmax(dim=-1)
+    boxes = torch.stack((x0, y0, x1, y1), dim=-1).to(torch.float64)
+    return masks.sum(dim=(2, 3)), boxes
+
+
+def _to_host(*tensors: torch.Tensor) -> list[np.ndarray]:
+    """Copy CUDA tensors to fresh pinned host memory (torch's caching host allocator reuses
+    blocks once the arrays are gone) with one synchronisation; numpy views of them."""
+    import torch
+
+    host = []
+    for t in tensors:
+        h = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+        h.copy_(t, non_blocking=True)
+        host.append(h)
+    torch.cuda.current_stream().synchronize()
+    return [h.numpy() for h in host]
+
+
+def _encode_jpeg_gpu(rgb: torch.Tensor, quality: int) -> list[bytes] | None:
+    """JPEG bytes of uint8 [B, H, W, 3] CUDA images through torchvision (nvJPEG), or None when
+    torchvision cannot encode on the GPU here."""
+    try:
+        from torchvision.io import encode_jpeg
+    except Exception:
+        return None
+    try:
+        chw = [im.permute(2, 0, 1).contiguous() for im in rgb]
+        encoded = encode_jpeg(chw, quality=int(quality))
+    except Exception as exc:  # no nvJPEG in this build
+        log.info("GPU JPEG encoding unavailable (%s); encoding on the CPU", exc)
+        return None
+    return [bytes(e.cpu().numpy().tobytes()) for e in encoded]
