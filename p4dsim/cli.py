@@ -126,6 +126,15 @@ def _print_runs(out_dir: Path) -> None:
     console.print(table)
 
 
+def _open_frame(source: str, frame: int | None):
+    """(spec, log, frame index) of a command-line source; ``frame`` overrides the source's."""
+    from p4dsim.source import SourceSpec
+
+    spec = SourceSpec.parse(source)
+    log = spec.open(Path.cwd(), where=f"source '{source}'")
+    return spec, log, log.check_index(spec.frame if frame is None else frame)
+
+
 @app.command()
 def info(
     source: Annotated[str, typer.Argument(help="ADAPTER[:PATH][?key=value&...]")],
@@ -140,11 +149,7 @@ def info(
     ] = None,
 ) -> None:
     """Summarise a source: frames, camera, LiDAR points, boxes by label."""
-    from p4dsim.source import SourceSpec
-
-    spec = SourceSpec.parse(source)
-    log = spec.open(Path.cwd(), where=f"source '{source}'")
-    idx = log.check_index(spec.frame if frame is None else frame)
+    _, log, idx = _open_frame(source, frame)
     fr = log.frame(idx)
     traj = log.ego_trajectory()
     table = Table(title=f"{log.dataset}: {log.log_id}", show_header=False)
@@ -240,11 +245,8 @@ def build(
 
     from p4dsim.scene.builder import BuildConfig, build_scene
     from p4dsim.scene.ply import save_scene, sidecar_path
-    from p4dsim.source import SourceSpec
 
-    spec = SourceSpec.parse(source)
-    log = spec.open(Path.cwd(), where=f"source '{source}'")
-    idx = log.check_index(spec.frame if frame is None else frame)
+    spec, log, idx = _open_frame(source, frame)
     cfg = BuildConfig(
         stride=stride,
         depth_source=depth,
