@@ -165,13 +165,13 @@ def make_timeline(scenario: Scenario, scene: Scene4D, log: Log | None, where: st
 def render_frame(scene: Scene4D, timeline: Timeline, k: int, renderer: Renderer) -> RenderedFrame:
     """Render time step ``k`` of a timeline."""
     poses = {tid: P[k] for tid, P in timeline.actor_poses.items()}
-    g, owner = scene.compose(poses)
-    A = len(scene.actors)
-    extra = np.zeros((len(g), CH_ACTORS + A), dtype=np.float32)
-    extra[:, CH_CONFIDENCE] = g.confidence
-    extra[:, CH_SKY] = owner == -2
-    is_actor = owner >= 0
-    extra[np.nonzero(is_actor)[0], CH_ACTORS + owner[is_actor]] = 1.0
+    g, _ = scene.compose(poses)
+    # scene_extra lists static then every actor; compose leaves out actors without a pose.
+    present = np.concatenate(
+        [np.ones(len(scene.static), bool)]
+        + [np.full(len(a.gaussians), a.track_id in poses) for a in scene.actors]
+    )
+    extra = scene_extra(scene)[present]
     cam = timeline.camera
     viewmat = inv_pose(timeline.T_world_camera[k])
     out: RenderOutput = renderer.render(
