@@ -149,14 +149,26 @@ def project(K: np.ndarray, pts_cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return np.stack([u, v], axis=1), z
 
 
+#: corner signs [8, 3] (length, width, height) of :func:`box_corners`' order
+BOX_CORNER_SIGNS = np.array(
+    [
+        [1, 1, -1],
+        [-1, 1, -1],
+        [-1, -1, -1],
+        [1, -1, -1],
+        [1, 1, 1],
+        [-1, 1, 1],
+        [-1, -1, 1],
+        [1, -1, 1],
+    ],
+    dtype=np.float64,
+)
+
+
 def box_corners(center: np.ndarray, size: np.ndarray, yaw: float) -> np.ndarray:
     """The 8 corners [8, 3] of an upright box (centre, size = length/width/height, yaw about z).
 
     Order: bottom face then top face, each counter-clockwise from (+l/2, +w/2) seen from above.
     """
-    l, w, h = np.asarray(size, dtype=np.float64)
-    x = np.array([1, -1, -1, 1, 1, -1, -1, 1]) * l / 2
-    y = np.array([1, 1, -1, -1, 1, 1, -1, -1]) * w / 2
-    z = np.array([-1, -1, -1, -1, 1, 1, 1, 1]) * h / 2
-    local = np.stack([x, y, z], axis=1)
+    local = BOX_CORNER_SIGNS * np.asarray(size, dtype=np.float64) / 2
     return local @ rot_z(yaw).T + np.asarray(center, dtype=np.float64)

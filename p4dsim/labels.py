@@ -13,10 +13,11 @@
 
 from __future__ import annotations
 
-import numpy as np
-from shapely.geometry import MultiPoint, box
+from dataclasses import dataclass
 
-from p4dsim.geometry import box_corners, inv_pose, transform_points, yaw_of
+import numpy as np
+
+from p4dsim.geometry import BOX_CORNER_SIGNS, box_corners, inv_pose, rot_z, transform_points, yaw_of
 from p4dsim.render.base import Renderer
 from p4dsim.types import Camera
 
@@ -55,36 +56,143 @@ def corners_camera(
     return transform_points(T_cam_world, c)
 
 
+def _clip_candidates(corners_cam: np.ndarray, near: float) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate hull points of boxes with corners [..., 8, 3] (camera frame) clipped to
+    z >= ``near``: the 8 corners then the 12 edges' near-plane crossings, [..., 20, 3], and
+    which of them exist [..., 20] (corners in front; edges that cross the plane)."""
+    c = np.asarray(corners_cam, dtype=np.float64)
+    a, b = c[..., _EDGES[:, 0], :], c[..., _EDGES[:, 1], :]
+    da, db = a[..., 2] - near, b[..., 2] - near
+    cross = da * db < 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.where(cross, (near - a[..., 2]) / np.where(cross, b[..., 2] - a[..., 2], 1.0), 0.0)
+    pts = np.concatenate([c, a + s[..., None] * (b - a)], axis=-2)
+    valid = np.concatenate([c[..., 2] >= near, cross], axis=-1)
+    return pts, valid
+
+
+def _project(P: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Pinhole projection of camera-frame points [..., 3] to pixels [..., 2]."""
+    z = np.where(P[..., 2] == 0, 1.0, P[..., 2])
+    return np.stack([K[0, 0] * P[..., 0] / z + K[0, 2], K[1, 1] * P[..., 1] / z + K[1, 2]], -1)
+
+
 def clipped_projection(corners_cam: np.ndarray, K: np.ndarray, near: float = NEAR_M) -> np.ndarray:
     """Pixel points [M, 2] whose convex hull is the projection of the box with corners [8, 3]
     (camera frame) clipped to z ≥ ``near``: projected corners in front plus the points where
     box edges cross the near plane. Empty [0, 2] when the box is entirely behind it."""
-    pts = [p for p in corners_cam if p[2] >= near]
-    for i, j in _EDGES:
-        a, b = corners_cam[i], corners_cam[j]
-        if (a[2] - near) * (b[2] - near) < 0:
-            s = (near - a[2]) / (b[2] - a[2])
-            pts.append(a + s * (b - a))
-    if not pts:
-        return np.zeros((0, 2))
-    P = np.asarray(pts)
-    return np.stack(
-        [K[0, 0] * P[:, 0] / P[:, 2] + K[0, 2], K[1, 1] * P[:, 1] / P[:, 2] + K[1, 2]], 1
+    pts, valid = _clip_candidates(corners_cam, near)
+    return _project(pts[valid], K)
+
+
+def truncations(corners_cam: np.ndarray, cam: Camera, near: float = NEAR_M) -> np.ndarray:
+    """Share (0..1) of each box's projected area outside the image, for boxes with corners
+    [M, 8, 3] in the camera frame; NaN where a box lies entirely behind the camera or
+    projects to nothing. Vectorised (shapely array functions)."""
+    import shapely
+
+    pts, valid = _clip_candidates(corners_cam, near)
+    M = pts.shape[0]
+    out = np.full(M, np.nan)
+    ok = valid.sum(axis=1) >= 3
+    if not ok.any():
+        return out
+    uv = _project(pts[ok], cam.K)
+    v = valid[ok]
+    # absent candidates repeat the first present point: the hull stays the same
+    first = uv[np.arange(len(uv)), np.argmax(v, axis=1)]
+    uv = np.where(v[..., None], uv, first[:, None, :])
+    hull = shapely.convex_hull(shapely.multipoints(uv))
+    area = shapely.area(hull)
+    inside = shapely.area(
+        shapely.intersection(hull, shapely.box(0.0, 0.0, float(cam.width), float(cam.height)))
     )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(area > 0, 1.0 - inside / np.where(area > 0, area, 1.0), np.nan)
+    frac = np.where(frac < 1e-9, 0.0, np.minimum(frac, 1.0))
+    out[ok] = frac
+    return out
 
 
 def truncation(corners_cam: np.ndarray, cam: Camera) -> float | None:
     """Share (0..1) of the box's projected area outside the image; None when the box is
     entirely behind the camera or projects to nothing."""
-    uv = clipped_projection(corners_cam, cam.K)
-    if len(uv) < 3:
-        return None
-    hull = MultiPoint([tuple(p) for p in uv]).convex_hull
-    if hull.area <= 0:
-        return None
-    inside = hull.intersection(box(0.0, 0.0, float(cam.width), float(cam.height))).area
-    frac = 1.0 - inside / hull.area
-    return 0.0 if frac < 1e-9 else float(min(frac, 1.0))
+    f = float(truncations(np.asarray(corners_cam)[None], cam)[0])
+    return None if np.isnan(f) else f
+
+
+@dataclass
+class LabelGeometry:
+    """Label values that follow from poses alone, for time steps ``ks`` [K] of a timeline and
+    every actor of the scene [A] (computed at once, vectorised):
+
+    present [K, A] bool (the actor has a pose; removed actors do not); center_camera
+    [K, A, 3] m; yaw_camera [K, A] rad (heading about the camera's up axis from +x);
+    distance_m [K, A]; truncation [K, A] (NaN: none); speed [K, A] m/s (ground plane)."""
+
+    ks: np.ndarray
+    present: np.ndarray
+    center_camera: np.ndarray
+    yaw_camera: np.ndarray
+    distance_m: np.ndarray
+    truncation: np.ndarray
+    speed: np.ndarray
+
+    def row_of(self, k: int) -> int:
+        """Row of time step ``k`` in the arrays."""
+        i = int(np.searchsorted(self.ks, k))
+        if i >= len(self.ks) or self.ks[i] != k:
+            raise KeyError(f"time step {k} is not in this label geometry")
+        return i
+
+
+def label_geometry(scene, timeline, ks: np.ndarray | list[int] | None = None) -> LabelGeometry:
+    """:class:`LabelGeometry` of ``timeline`` (a :class:`p4dsim.replay.Timeline`) at time steps
+    ``ks`` (default: all, ascending) for every actor of ``scene``."""
+    n = len(timeline.times)
+    ks = np.arange(n) if ks is None else np.asarray(sorted(ks), dtype=np.int64)
+    K, A = len(ks), len(scene.actors)
+    present = np.zeros((K, A), dtype=bool)
+    T = np.tile(np.eye(4), (K, A, 1, 1))
+    speed = np.zeros((K, A))
+    for i, actor in enumerate(scene.actors):
+        P = timeline.actor_poses.get(actor.track_id)
+        if P is None:
+            continue
+        present[:, i] = True
+        T[:, i] = P[ks]
+        v = timeline.actor_velocity.get(actor.track_id)
+        if v is not None:
+            speed[:, i] = np.linalg.norm(v[ks, :2], axis=-1)
+        elif n > 1:
+            k2 = np.minimum(ks + 1, n - 1)
+            k1 = np.maximum(k2 - 1, 0)
+            dtk = np.maximum(timeline.times[k2] - timeline.times[k1], 1e-2)
+            speed[:, i] = np.linalg.norm(P[k2, :2, 3] - P[k1, :2, 3], axis=-1) / dtk
+    T_cam_world = inv_pose(timeline.T_world_camera[ks])  # [K, 4, 4]
+    c_cam = (
+        np.einsum("kij,kaj->kai", T_cam_world[:, :3, :3], T[..., :3, 3])
+        + T_cam_world[:, None, :3, 3]
+    )
+    fwd = np.einsum("kij,kaj->kai", T_cam_world[:, :3, :3], T[..., :3, 0])
+    sizes = np.array([a.size for a in scene.actors], dtype=np.float64).reshape(A, 3)
+    # box corners in the world (upright boxes: yaw only), then in the camera
+    local = BOX_CORNER_SIGNS[None] * sizes[:, None, :] / 2  # [A, 8, 3]
+    yaw = yaw_of(T)  # [K, A]
+    cw = np.einsum("kaij,anj->kani", rot_z(yaw), local) + T[..., None, :3, 3]
+    cc = np.einsum("kij,kanj->kani", T_cam_world[:, :3, :3], cw) + T_cam_world[:, None, None, :3, 3]
+    trunc = np.full((K, A), np.nan)
+    if present.any():
+        trunc[present] = truncations(cc[present], timeline.camera)
+    return LabelGeometry(
+        ks=ks,
+        present=present,
+        center_camera=c_cam,
+        yaw_camera=np.arctan2(-fwd[..., 2], fwd[..., 0]),
+        distance_m=np.linalg.norm(c_cam, axis=-1),
+        truncation=trunc,
+        speed=speed,
+    )
 
 
 def alone_pixels(

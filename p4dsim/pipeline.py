@@ -165,14 +165,12 @@ class BackgroundWriter:
         self._thread.start()
 
     def _write_shard(self, idx: int, frames: list[dict], actors: list[dict]) -> list:
-        from p4dsim.io.dataset import TABLES, ShardRecord, write_table_atomic
+        from p4dsim.io.dataset import TABLES, ShardRecord, rows_to_table, write_table_atomic
 
         try:
-            import pyarrow as pa
-
             records = []
             for name, rows in (("frames", frames), ("actors", actors)):
-                table = pa.Table.from_pylist(rows, schema=TABLES[name])
+                table = rows_to_table(rows, TABLES[name])
                 rel = f"{name}/part-{idx:05d}.parquet"
                 rec = write_table_atomic(table, self.writer.stage / rel)
                 records.append(ShardRecord(name, rel, rec["rows"], rec["sha256"]))

@@ -17,11 +17,17 @@ import numpy as np
 
 from p4dsim import __version__
 from p4dsim.errors import ConfigError
-from p4dsim.geometry import inv_pose, transform_points, yaw_of
+from p4dsim.geometry import inv_pose, yaw_of
 from p4dsim.io.codecs import encode_depth, encode_rgb
 from p4dsim.io.dataset import DatasetWriter
 from p4dsim.io.export import export_dataset
-from p4dsim.labels import alone_pixels, corners_camera, inside_box_mask, truncation
+from p4dsim.labels import (
+    LabelGeometry,
+    alone_pixels,
+    box2d_from_mask,
+    inside_box_mask,
+    label_geometry,
+)
 from p4dsim.metrics import ActorState, FrameMetrics, frame_metrics, run_summary
 from p4dsim.perception.select import frame_with_actors
 from p4dsim.pipeline import BackgroundWriter
@@ -239,22 +245,21 @@ def actor_rows(
     fr: RenderedFrame,
     base: dict[str, Any],
     alone: np.ndarray | None = None,
+    geom: LabelGeometry | None = None,
 ) -> list[dict[str, Any]]:
     """Label rows for every actor present at this time step. ``alone`` [A]: pixels each actor
-    covers when rendered alone (:func:`p4dsim.labels.alone_pixels`), for visible_fraction."""
+    covers when rendered alone (:func:`p4dsim.labels.alone_pixels`), for visible_fraction;
+    ``geom``: the timeline's :func:`~p4dsim.labels.label_geometry` covering this step
+    (computed for this step alone when not given)."""
+    if geom is None:
+        geom = label_geometry(scene, timeline, [fr.index])
+    r = geom.row_of(fr.index)
     rows = []
     cam = timeline.camera
-    T_cam_world = inv_pose(timeline.T_world_camera[fr.index])
-    dt = 1e-2
     for i, actor in enumerate(scene.actors):
-        P = timeline.actor_poses.get(actor.track_id)
-        if P is None:
+        if not geom.present[r, i]:
             continue
-        T = P[fr.index]
-        c_cam = transform_points(T_cam_world, T[None, :3, 3])[0]
-        R_cam = T_cam_world[:3, :3] @ T[:3, :3]
-        # Heading in the camera frame, measured about the camera's -y (up) axis from +x.
-        fwd = R_cam[:, 0]
+        T = timeline.actor_poses[actor.track_id][fr.index]
         if fr.actor_pixels is not None and fr.actor_boxes is not None:  # from the GPU renderer
             n_vis = int(fr.actor_pixels[i])
             box2d = [float(x) for x in fr.actor_boxes[i]] if n_vis else None
@@ -264,19 +269,10 @@ def actor_rows(
                 fr.depth, cam.K, timeline.T_world_camera[fr.index], T, actor.size
             )
             n_vis = int(mask.sum())
-            if n_vis:
-                ys, xs = np.nonzero(mask)
-                box2d = [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
-            else:
-                box2d = None
-        speed = 0.0
-        if actor.track_id in timeline.actor_velocity:
-            speed = float(np.linalg.norm(timeline.actor_velocity[actor.track_id][fr.index, :2]))
-        elif len(timeline.times) > 1:
-            k2 = min(fr.index + 1, len(timeline.times) - 1)
-            k1 = max(k2 - 1, 0)
-            dtk = timeline.times[k2] - timeline.times[k1]
-            speed = float(np.linalg.norm(P[k2, :2, 3] - P[k1, :2, 3]) / max(dtk, dt))
+            box2d = box2d_from_mask(mask) if n_vis else None
+        # Every visible pixel is covered by the actor: the alone count is at least it.
+        n_alone = max(int(alone[i]), n_vis) if alone is not None else 0
+        trunc = float(geom.truncation[r, i])
         rows.append(
             {
                 **base,
@@ -287,19 +283,14 @@ def actor_rows(
                 "center_world": [float(x) for x in T[:3, 3]],
                 "yaw_world": float(yaw_of(T)),
                 "size": [float(x) for x in actor.size],
-                "center_camera": [float(x) for x in c_cam],
-                "yaw_camera": float(np.arctan2(-fwd[2], fwd[0])),
+                "center_camera": [float(x) for x in geom.center_camera[r, i]],
+                "yaw_camera": float(geom.yaw_camera[r, i]),
                 "box2d": box2d,
                 "visible_pixels": n_vis,
-                # Every visible pixel is covered by the actor: the alone count is at least it.
-                "visible_fraction": (
-                    n_vis / max(int(alone[i]), n_vis)
-                    if alone is not None and max(int(alone[i]), n_vis) > 0
-                    else None
-                ),
-                "truncation": truncation(corners_camera(T_cam_world, T, actor.size), cam),
-                "distance_m": float(np.linalg.norm(c_cam)),
-                "speed": speed,
+                "visible_fraction": n_vis / n_alone if n_alone > 0 else None,
+                "truncation": None if np.isnan(trunc) else trunc,
+                "distance_m": float(geom.distance_m[r, i]),
+                "speed": float(geom.speed[r, i]),
             }
         )
     return rows
@@ -384,12 +375,13 @@ def iter_rows(
     from p4dsim.pipeline import ordered_map, render_batches
 
     timeline = make_timeline(scenario, scene, log, where)
+    geom = label_geometry(scene, timeline)
 
     def rows(fr: RenderedFrame) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         base = {"run_id": run_id, "variant_id": variant_id, "frame_index": fr.index}
         return (
             frame_row(scene, timeline, fr, base, scenario.output),
-            actor_rows(scene, timeline, fr, base, fr.alone),
+            actor_rows(scene, timeline, fr, base, fr.alone, geom),
         )
 
     # rendering runs ahead in batches; rows (with encoding) are built in a thread pool, in order

