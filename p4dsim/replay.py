@@ -80,16 +80,19 @@ class Timeline:
 
 @dataclass
 class RenderedFrame:
-    """One rendered frame: rgb uint8 [H, W, 3], depth float32 [H, W] (inf sky, 0 none),
-    alpha float32 [H, W], coverage (observed share of pixels), actor_masks float32 [H, W, A]."""
+    """One rendered frame: rgb uint8 [H, W, 3], depth float32 [H, W] (inf sky, 0 none; float16
+    from the GPU when the output asks for it), alpha float32 [H, W], coverage (observed share
+    of pixels), actor_masks float32 [H, W, A]. The GPU path returns no alpha image and no
+    masks (None): it computes their statistics (``alpha_mean``, ``actor_pixels``,
+    ``actor_boxes``, ``alone``) on the device instead."""
 
     index: int
     t: float
     rgb: np.ndarray
     depth: np.ndarray
-    alpha: np.ndarray
+    alpha: np.ndarray | None
     coverage: float
-    actor_masks: np.ndarray
+    actor_masks: np.ndarray | None
     #: [A] pixels each actor covers when rendered alone (for visible_fraction), or None
     alone: np.ndarray | None = None
     #: (format, bytes) when the renderer already encoded the RGB (GPU JPEG), else None
@@ -98,6 +101,8 @@ class RenderedFrame:
     #: bounding box [A, 4] (x0, y0, x1, y1), exactly what :func:`actor_rows` derives from masks
     actor_pixels: np.ndarray | None = None
     actor_boxes: np.ndarray | None = None
+    #: mean of alpha over the image (when ``alpha`` is None)
+    alpha_mean: float | None = None
 
 
 @dataclass
@@ -225,7 +230,9 @@ def render_frames(
     batched = getattr(renderer, "render_frames", None)
     if batched is not None:
         q = output.jpeg_quality if output is not None and output.rgb == "jpeg" else None
-        return batched(scene, timeline, ks, jpeg_quality=q)
+        return batched(
+            scene, timeline, ks, jpeg_quality=q, depth_format=output.depth if output else None
+        )
     frames = []
     for k in ks:
         fr = render_frame(scene, timeline, k, renderer)
@@ -349,7 +356,7 @@ def frame_row(
         "rgb_format": output.rgb,
         "depth": encode_depth(fr.depth, output.depth),
         "depth_format": output.depth,
-        "alpha_mean": float(fr.alpha.mean()),
+        "alpha_mean": fr.alpha_mean if fr.alpha is None else float(fr.alpha.mean()),
         "coverage": fr.coverage,
         "source_dataset": scene.source.dataset,
         "source_log": scene.source.log_id,

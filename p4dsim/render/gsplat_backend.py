@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from p4dsim.errors import BackendUnavailableError
+from p4dsim.labels import BOX_TOL_M
 from p4dsim.render.base import RasterSettings, Renderer, RenderOutput
 from p4dsim.scene.gaussians import GaussianSet
 
@@ -110,6 +111,13 @@ class SceneTensors:
     feats: torch.Tensor
     spans: list[tuple[int, int]]
     track_ids: list[str]
+    #: every actor's Gaussians alone, padded to the largest (padding has zero opacity):
+    #: means/quats/scales [A, M, 3/4/3], opacities [A, M]; sizes [A, 3] box sizes (m)
+    actor_means: torch.Tensor | None = None
+    actor_quats: torch.Tensor | None = None
+    actor_scales: torch.Tensor | None = None
+    actor_opacities: torch.Tensor | None = None
+    sizes: torch.Tensor | None = None
 
     @property
     def num_extra(self) -> int:
@@ -285,6 +293,18 @@ class GsplatRenderer(Renderer):
             spans,
             [a.track_id for a in scene.actors],
         )
+        A = len(scene.actors)
+        if A:
+            M = max(1, max(len(a.gaussians) for a in scene.actors))
+            pm, pq = np.zeros((A, M, 3)), np.tile([1.0, 0.0, 0.0, 0.0], (A, M, 1))
+            ps, po = np.full((A, M, 3), 1e-3), np.zeros((A, M))
+            for i, a in enumerate(scene.actors):
+                n = len(a.gaussians)
+                pm[i, :n], pq[i, :n] = a.gaussians.means, a.gaussians.quats
+                ps[i, :n], po[i, :n] = a.gaussians.scales, a.gaussians.opacities
+            st.actor_means, st.actor_quats, st.actor_scales = t(pm), t(pq), t(ps)
+            st.actor_opacities = t(po)
+            st.sizes = t(np.array([a.size for a in scene.actors], dtype=np.float64))
         self._cached = (weakref.ref(scene), st)
         return st
 
@@ -354,11 +374,15 @@ class GsplatRenderer(Renderer):
         timeline: Timeline,
         ks: list[int],
         jpeg_quality: int | None = None,
+        depth_format: str | None = None,
     ) -> list[RenderedFrame]:
-        """The replay's frames for time steps ``ks`` (same values as
-        :func:`p4dsim.replay.render_frame`, computed on the GPU); with ``jpeg_quality`` and
-        ``gpu_jpeg`` set the RGB is also JPEG-encoded on the GPU (torchvision, when present)
-        into ``encoded_rgb``. Safe to call from several threads."""
+        """The replay's frames for time steps ``ks``, computed on the GPU; only what the
+        dataset rows need comes back to the host: RGB (or, with ``jpeg_quality`` and
+        ``gpu_jpeg`` set, its JPEG bytes encoded on the GPU through torchvision), depth
+        (float16 when ``depth_format`` is "float16"), the mean alpha, coverage, and per actor
+        the visible pixel count, 2D box and pixels covered alone (the label rules of
+        :mod:`p4dsim.labels`). Frames carry no alpha image and no actor masks. Safe to call
+        from several threads."""
         import torch
 
         from p4dsim.replay import scene_extra
@@ -373,7 +397,7 @@ class GsplatRenderer(Renderer):
             stream = self._local.stream = torch.cuda.Stream(self.device)
         stream.wait_stream(torch.cuda.default_stream(self.device))
         with torch.cuda.stream(stream):
-            return self._render_frames(scene, timeline, list(ks), st, jpeg_quality)
+            return self._render_frames(scene, timeline, list(ks), st, jpeg_quality, depth_format)
 
     def _render_frames(
         self,
@@ -382,6 +406,7 @@ class GsplatRenderer(Renderer):
         ks: list[int],
         st: SceneTensors,
         jpeg_quality: int | None,
+        depth_format: str | None,
     ) -> list[RenderedFrame]:
         import torch
 
@@ -397,22 +422,44 @@ class GsplatRenderer(Renderer):
                 poses[:, a] = P[ks]
                 present[:, a] = True
         cam = timeline.camera
-        viewmats = inv_pose(timeline.T_world_camera[ks])
+        T_world_cam = timeline.T_world_camera[ks]
+        viewmats = inv_pose(T_world_cam)
         out = self.render_steps(st, viewmats, cam.K, cam.width, cam.height, poses, present)
         with torch.no_grad():
             alpha = out.alpha
             ex = out.extra
-            depth = out.depth.clone()
-            sky_share = ex[..., CH_SKY] / alpha.clamp(min=1e-6)
-            depth[sky_share > 0.5] = float("inf")
-            depth[alpha < 0.5] = 0.0
+            depth = out.depth
+            sky = ex[..., CH_SKY] > 0.5 * alpha.clamp(min=1e-6)
+            depth = torch.where(sky, float("inf"), depth)
+            depth = torch.where(alpha < 0.5, 0.0, depth)
             rgb = torch.round(out.rgb * 255.0).clamp(0, 255).to(torch.uint8)
             coverage = ex[..., CH_CONFIDENCE].mean(dim=(1, 2))
-            masks = (ex[..., CH_ACTORS:] > 0.5).permute(0, 3, 1, 2).contiguous()  # [B, A, H, W]
-            pixels, boxes = _mask_stats(masks)
+            alpha_mean = alpha.mean(dim=(1, 2))
+            if A:
+                # T_actor_camera per step and actor
+                T_ac = torch.as_tensor(inv_pose(poses) @ T_world_cam[:, None], device=self.device)
+                rays = _pixel_rays(cam.K, cam.width, cam.height, self.device)
+                grow = st.sizes / 2 + BOX_TOL_M
+                vis = torch.empty(
+                    (B, A) + tuple(depth.shape[1:]), dtype=torch.bool, device=self.device
+                )
+                for a in range(A):
+                    inside = _inside_box(depth, rays, T_ac[:, a], grow[a])
+                    vis[:, a] = (ex[..., CH_ACTORS + a] > 0.5) & inside
+                pixels, boxes = _mask_stats(vis)
+                del vis
+                alone = self._alone_pixels(
+                    st, viewmats, cam.K, cam.width, cam.height, poses, present, T_ac, rays
+                )
+            else:
+                pixels = torch.zeros((B, 0), dtype=torch.int64, device=self.device)
+                boxes = torch.zeros((B, 0, 4), dtype=torch.float64, device=self.device)
+                alone = pixels
+            if depth_format == "float16":
+                depth = depth.half()
             jpegs = _encode_jpeg_gpu(rgb, jpeg_quality) if jpeg_quality and self.gpu_jpeg else None
-            rgb_h, depth_h, alpha_h, masks_h, cov_h, pix_h, box_h = _to_host(
-                rgb, depth, alpha, masks, coverage, pixels, boxes
+            rgb_h, depth_h, am_h, cov_h, pix_h, box_h, alone_h = _to_host(
+                rgb, depth, alpha_mean, coverage, pixels, boxes, alone
             )
         frames = []
         for i, k in enumerate(ks):
@@ -421,15 +468,103 @@ class GsplatRenderer(Renderer):
                 float(timeline.times[k]),
                 rgb_h[i],
                 depth_h[i],
-                alpha_h[i],
+                None,
                 float(cov_h[i]),
-                masks_h[i].transpose(1, 2, 0),  # [H, W, A] bool view; per-actor slices contiguous
+                None,
+                alone=alone_h[i],
+                actor_pixels=pix_h[i],
+                actor_boxes=box_h[i],
+                alpha_mean=float(am_h[i]),
             )
-            fr.actor_pixels, fr.actor_boxes = pix_h[i], box_h[i]
             if jpegs is not None:
                 fr.encoded_rgb = ("jpeg", jpegs[i])
             frames.append(fr)
         return frames
+
+    def _alone_pixels(
+        self,
+        st: SceneTensors,
+        viewmats: np.ndarray,  # [B, 4, 4]
+        K: np.ndarray,
+        width: int,
+        height: int,
+        poses: np.ndarray,  # [B, A, 4, 4] T_world_actor
+        present: np.ndarray,  # [B, A]
+        T_ac: torch.Tensor,  # [B, A, 4, 4] T_actor_camera, float64
+        rays: torch.Tensor,  # [H, W, 3]
+    ) -> torch.Tensor:
+        """Pixels [B, A] each actor covers rendered alone (opacity > 0.5, surface inside its
+        box), as :func:`p4dsim.labels.alone_pixels`: one gsplat call over (step, actor)."""
+        import torch
+
+        from p4dsim.geometry import rotmat_to_quat
+
+        dev = self.device
+        B, A = present.shape
+        M = int(st.actor_means.shape[1])
+        R = torch.as_tensor(poses[..., :3, :3], dtype=torch.float32, device=dev)
+        tr = torch.as_tensor(poses[..., :3, 3], dtype=torch.float32, device=dev)
+        q = rotmat_to_quat(poses[..., :3, :3].reshape(-1, 3, 3)).reshape(B, A, 4)
+        q = torch.as_tensor(q, dtype=torch.float32, device=dev)
+        pres = torch.as_tensor(present, device=dev)
+        out = torch.zeros((B, A), dtype=torch.int64, device=dev)
+        # steps in chunks: one chunk's images are B_c x A full frames
+        chunk = max(1, 256 // max(A, 1))
+        for s0 in range(0, B, chunk):
+            sl = slice(s0, min(s0 + chunk, B))
+            b = sl.stop - sl.start
+            means = torch.einsum("baij,anj->bani", R[sl], st.actor_means) + tr[sl, :, None]
+            quats = _quat_mul(q[sl, :, None, :], st.actor_quats[None])
+            opac = st.actor_opacities[None] * pres[sl, :, None].to(torch.float32)
+            vm = torch.as_tensor(np.asarray(viewmats[sl], np.float32), device=dev)
+            vm = vm[:, None, None].expand(b, A, 1, 4, 4).contiguous()
+            Ks = torch.as_tensor(np.asarray(K, np.float32), device=dev).expand(b, A, 1, 3, 3)
+            feats = torch.zeros((b, A, M, 1), device=dev)
+            _, d, al = self.rasterize(
+                means,
+                quats,
+                st.actor_scales.expand(b, A, M, 3),
+                opac,
+                feats,
+                vm,
+                Ks.contiguous(),
+                width,
+                height,
+                None,
+            )
+            d, al = d[:, :, 0], al[:, :, 0]  # [b, A, H, W]
+            grow = st.sizes / 2 + BOX_TOL_M
+            for a in range(A):
+                inside = _inside_box(d[:, a], rays, T_ac[sl, a], grow[a])
+                out[sl, a] = ((al[:, a] > 0.5) & inside).sum(dim=(1, 2))
+        return out * pres
+
+
+def _pixel_rays(K: np.ndarray, width: int, height: int, device) -> torch.Tensor:
+    """Camera-frame rays [H, W, 3] (z = 1) through the pixel centres, float64."""
+    import torch
+
+    u = (torch.arange(width, dtype=torch.float64, device=device) + 0.5 - K[0, 2]) / K[0, 0]
+    v = (torch.arange(height, dtype=torch.float64, device=device) + 0.5 - K[1, 2]) / K[1, 1]
+    vv, uu = torch.meshgrid(v, u, indexing="ij")
+    return torch.stack((uu, vv, torch.ones_like(uu)), dim=-1)
+
+
+def _inside_box(
+    depth: torch.Tensor, rays: torch.Tensor, T_box_cam: torch.Tensor, half: torch.Tensor
+) -> torch.Tensor:
+    """bool [B, H, W]: pixels whose surface (camera z ``depth`` [B, H, W]) lies within
+    ``half`` [3] (m) of the box centre in the box frame (T_box_cam [B, 4, 4], float64), as
+    :func:`p4dsim.labels.inside_box_mask`."""
+    import torch
+
+    z = depth.to(torch.float64)
+    ok = torch.isfinite(z) & (z > 0)
+    z = torch.where(ok, z, 0.0)
+    R, t = T_box_cam[:, :3, :3], T_box_cam[:, :3, 3]
+    d = torch.einsum("bij,hwj->bhwi", R, rays)  # ray directions in the box frame
+    loc = d * z[..., None] + t[:, None, None, :]
+    return ok & (loc.abs() <= half.to(torch.float64)).all(dim=-1)
 
 
 def _mask_stats(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
