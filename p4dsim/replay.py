@@ -28,7 +28,7 @@ from p4dsim.labels import (
     inside_box_mask,
     label_geometry,
 )
-from p4dsim.metrics import ActorState, FrameMetrics, frame_metrics, run_summary
+from p4dsim.metrics import ActorTrack, FrameMetrics, frame_metrics_batch, run_summary
 from p4dsim.perception.select import frame_with_actors
 from p4dsim.pipeline import BackgroundWriter
 from p4dsim.plugins import get_exporter
@@ -150,21 +150,18 @@ def make_timeline(scenario: Scenario, scene: Scene4D, log: Log | None, where: st
     }
     kin = ego_kinematics(scenario.ego, base, times)
     fp = scenario.ego.footprint
-    metrics = [
-        frame_metrics(
-            T_ego[k],
-            ego_v[k],
-            fp.length_m,
-            fp.width_m,
-            fp.center_x_m,
-            [
-                ActorState(a.track_id, actor_poses[a.track_id][k], a.size, actor_v[a.track_id][k])
-                for a in scene.actors
-                if a.track_id in actor_poses
-            ],
-        )
-        for k in range(len(times))
-    ]
+    metrics = frame_metrics_batch(
+        T_ego,
+        ego_v,
+        fp.length_m,
+        fp.width_m,
+        fp.center_x_m,
+        [
+            ActorTrack(a.track_id, actor_poses[a.track_id], a.size, actor_v[a.track_id])
+            for a in scene.actors
+            if a.track_id in actor_poses
+        ],
+    )
     cam = scene.camera
     if scenario.camera.width or scenario.camera.height:
         w = scenario.camera.width or round(cam.width * scenario.camera.height / cam.height)
