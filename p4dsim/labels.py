@@ -85,6 +85,20 @@ def clipped_projection(corners_cam: np.ndarray, K: np.ndarray, near: float = NEA
     return _project(pts[valid], K)
 
 
+def projected_bounds(
+    corners_cam: np.ndarray, K: np.ndarray, near: float = NEAR_M
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel bounds [M, 4] (u_min, v_min, u_max, v_max) of the projections of boxes with
+    corners [M, 8, 3] (camera frame) clipped to z >= ``near``, and which boxes project to
+    anything [M] bool (at least 3 points in front)."""
+    pts, valid = _clip_candidates(corners_cam, near)
+    ok = valid.sum(axis=-1) >= 3
+    uv = _project(pts, K)
+    lo = np.where(valid[..., None], uv, np.inf).min(axis=-2)
+    hi = np.where(valid[..., None], uv, -np.inf).max(axis=-2)
+    return np.concatenate([lo, hi], axis=-1), ok
+
+
 def truncations(corners_cam: np.ndarray, cam: Camera, near: float = NEAR_M) -> np.ndarray:
     """Share (0..1) of each box's projected area outside the image, for boxes with corners
     [M, 8, 3] in the camera frame; NaN where a box lies entirely behind the camera or

@@ -10,6 +10,7 @@ import platform
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +74,9 @@ class Timeline:
     kinematics: Kinematics | None = None
     metrics: list[FrameMetrics] | None = None
 
-    @property
+    @cached_property
     def T_world_camera(self) -> np.ndarray:
+        """Camera poses [T, 4, 4] (computed once: do not modify T_world_ego afterwards)."""
         return self.T_world_ego @ self.camera.T_ego_camera
 
 
@@ -240,7 +242,7 @@ def render_frames(
 
 
 def _flat(T: np.ndarray) -> list[float]:
-    return [float(x) for x in np.asarray(T, dtype=np.float64).reshape(-1)]
+    return np.asarray(T, dtype=np.float64).reshape(-1).tolist()
 
 
 def actor_rows(
@@ -266,7 +268,7 @@ def actor_rows(
         T = timeline.actor_poses[actor.track_id][fr.index]
         if fr.actor_pixels is not None and fr.actor_boxes is not None:  # from the GPU renderer
             n_vis = int(fr.actor_pixels[i])
-            box2d = [float(x) for x in fr.actor_boxes[i]] if n_vis else None
+            box2d = np.asarray(fr.actor_boxes[i], dtype=np.float64).tolist() if n_vis else None
         else:
             # The actor's mask, limited to rendered surface within its 3D box.
             mask = (fr.actor_masks[..., i] > 0.5) & inside_box_mask(
@@ -284,10 +286,10 @@ def actor_rows(
                 "label": actor.label,
                 "source": actor.source,
                 "confidence": float(actor.confidence),
-                "center_world": [float(x) for x in T[:3, 3]],
+                "center_world": T[:3, 3].tolist(),
                 "yaw_world": float(yaw_of(T)),
-                "size": [float(x) for x in actor.size],
-                "center_camera": [float(x) for x in geom.center_camera[r, i]],
+                "size": np.asarray(actor.size, dtype=np.float64).tolist(),
+                "center_camera": geom.center_camera[r, i].tolist(),
                 "yaw_camera": float(geom.yaw_camera[r, i]),
                 "box2d": box2d,
                 "visible_pixels": n_vis,

@@ -129,3 +129,12 @@ def test_rows_to_table_equals_from_pylist():
         a = rows_to_table(part, TABLES["actors"])
         b = pa.Table.from_pylist(part, schema=TABLES["actors"])
         assert a.equals(b)
+    # binary columns (encoded images), empty values included, and a null
+    frames = [{f.name: None for f in TABLES["frames"]} for _ in range(5)]
+    for i, fr in enumerate(frames):
+        fr["rgb"] = rng.bytes(i * 1000)
+        fr["depth"] = rng.bytes(7) if i != 2 else None
+        fr["K"] = [1.0, 2.0]
+    for part in (frames, frames[:2], frames[3:]):
+        a = rows_to_table(part, TABLES["frames"])
+        assert a.equals(pa.Table.from_pylist(part, schema=TABLES["frames"]))

@@ -436,21 +436,10 @@ class GsplatRenderer(Renderer):
             coverage = ex[..., CH_CONFIDENCE].mean(dim=(1, 2))
             alpha_mean = alpha.mean(dim=(1, 2))
             if A:
-                # T_actor_camera per step and actor
-                T_ac = torch.as_tensor(inv_pose(poses) @ T_world_cam[:, None], device=self.device)
-                rays = _pixel_rays(cam.K, cam.width, cam.height, self.device)
-                grow = st.sizes / 2 + BOX_TOL_M
-                vis = torch.empty(
-                    (B, A) + tuple(depth.shape[1:]), dtype=torch.bool, device=self.device
-                )
-                for a in range(A):
-                    inside = _inside_box(depth, rays, T_ac[:, a], grow[a])
-                    vis[:, a] = (ex[..., CH_ACTORS + a] > 0.5) & inside
-                pixels, boxes = _mask_stats(vis)
-                del vis
-                alone = self._alone_pixels(
-                    st, viewmats, cam.K, cam.width, cam.height, poses, present, T_ac, rays
-                )
+                T_ac = inv_pose(poses) @ T_world_cam[:, None]  # T_actor_camera [B, A, 4, 4]
+                pixels, boxes = self._visible_stats(ex[..., CH_ACTORS:], depth, cam.K, T_ac, st)
+                sizes = np.array([a.size for a in scene.actors], dtype=np.float64)
+                alone = self._alone_pixels(st, viewmats, cam, poses, present, T_ac, sizes)
             else:
                 pixels = torch.zeros((B, 0), dtype=torch.int64, device=self.device)
                 boxes = torch.zeros((B, 0, 4), dtype=torch.float64, device=self.device)
@@ -458,6 +447,8 @@ class GsplatRenderer(Renderer):
             if depth_format == "float16":
                 depth = depth.half()
             jpegs = _encode_jpeg_gpu(rgb, jpeg_quality) if jpeg_quality and self.gpu_jpeg else None
+            if jpegs is not None:  # the JPEG bytes are all the rows need of the picture
+                rgb = rgb[:, :0, :0]
             rgb_h, depth_h, am_h, cov_h, pix_h, box_h, alone_h = _to_host(
                 rgb, depth, alpha_mean, coverage, pixels, boxes, alone
             )
@@ -481,106 +472,175 @@ class GsplatRenderer(Renderer):
             frames.append(fr)
         return frames
 
+    def _visible_stats(
+        self,
+        channels: torch.Tensor,  # [B, H, W, A] rendered one-hot actor channels
+        depth: torch.Tensor,  # [B, H, W] camera z (inf sky, 0 none)
+        K: np.ndarray,
+        T_ac: np.ndarray,  # [B, A, 4, 4] T_actor_camera
+        st: SceneTensors,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Visible pixels [B, A] and their 2D boxes [B, A, 4] (x0, y0, x1, y1; zeros when
+        none) under the rules of :mod:`p4dsim.labels`: the actor's channel exceeds 0.5 (at
+        most one actor's can) and the surface lies inside its grown box. Works on the pixels
+        some actor dominates, not on one image per actor."""
+        import torch
+
+        B, H, W, A = channels.shape
+        val, aid = channels.max(dim=-1)
+        b, h, w = torch.nonzero(val > 0.5, as_tuple=True)
+        a = aid[b, h, w]
+        key = b * A + a
+        ok = _inside_points(
+            depth[b, h, w],
+            w,
+            h,
+            K,
+            self._pose_tensor(T_ac).reshape(B * A, 4, 4)[key],
+            (st.sizes / 2 + BOX_TOL_M)[a],
+        )
+        key, h, w = key[ok], h[ok], w[ok]
+        return _key_stats(key, w, h, B * A, (B, A))
+
+    def _pose_tensor(self, T: np.ndarray) -> torch.Tensor:
+        import torch
+
+        return torch.as_tensor(np.asarray(T, np.float32), device=self.device)
+
     def _alone_pixels(
         self,
         st: SceneTensors,
         viewmats: np.ndarray,  # [B, 4, 4]
-        K: np.ndarray,
-        width: int,
-        height: int,
+        cam,
         poses: np.ndarray,  # [B, A, 4, 4] T_world_actor
         present: np.ndarray,  # [B, A]
-        T_ac: torch.Tensor,  # [B, A, 4, 4] T_actor_camera, float64
-        rays: torch.Tensor,  # [H, W, 3]
+        T_ac: np.ndarray,  # [B, A, 4, 4] T_actor_camera
+        sizes: np.ndarray,  # [A, 3] box sizes (m)
     ) -> torch.Tensor:
         """Pixels [B, A] each actor covers rendered alone (opacity > 0.5, surface inside its
-        box), as :func:`p4dsim.labels.alone_pixels`: one gsplat call over (step, actor)."""
+        box), as :func:`p4dsim.labels.alone_pixels`. Every (step, actor) in view is drawn in
+        one gsplat call, each in a window of the image around its box's projection (grown by
+        1 m; one window size for all, the largest, kept inside the image)."""
         import torch
 
-        from p4dsim.geometry import rotmat_to_quat
+        from p4dsim.geometry import BOX_CORNER_SIGNS, rot_z, rotmat_to_quat, yaw_of
+        from p4dsim.labels import projected_bounds
 
         dev = self.device
         B, A = present.shape
-        M = int(st.actor_means.shape[1])
-        R = torch.as_tensor(poses[..., :3, :3], dtype=torch.float32, device=dev)
-        tr = torch.as_tensor(poses[..., :3, 3], dtype=torch.float32, device=dev)
-        q = rotmat_to_quat(poses[..., :3, :3].reshape(-1, 3, 3)).reshape(B, A, 4)
-        q = torch.as_tensor(q, dtype=torch.float32, device=dev)
-        pres = torch.as_tensor(present, device=dev)
+        W, H = cam.width, cam.height
         out = torch.zeros((B, A), dtype=torch.int64, device=dev)
-        # steps in chunks: one chunk's images are B_c x A full frames
-        chunk = max(1, 256 // max(A, 1))
-        for s0 in range(0, B, chunk):
-            sl = slice(s0, min(s0 + chunk, B))
-            b = sl.stop - sl.start
-            means = torch.einsum("baij,anj->bani", R[sl], st.actor_means) + tr[sl, :, None]
-            quats = _quat_mul(q[sl, :, None, :], st.actor_quats[None])
-            opac = st.actor_opacities[None] * pres[sl, :, None].to(torch.float32)
-            vm = torch.as_tensor(np.asarray(viewmats[sl], np.float32), device=dev)
-            vm = vm[:, None, None].expand(b, A, 1, 4, 4).contiguous()
-            Ks = torch.as_tensor(np.asarray(K, np.float32), device=dev).expand(b, A, 1, 3, 3)
-            feats = torch.zeros((b, A, M, 1), device=dev)
+        pb, pa = np.nonzero(present)
+        if len(pb) == 0:
+            return out
+        # the boxes grown by 1 m on every side, in the camera: [pairs, 8, 3]
+        local = BOX_CORNER_SIGNS[None] * (sizes[pa] + 2.0)[:, None, :] / 2
+        Tw = poses[pb, pa]
+        cw = np.einsum("pij,pnj->pni", rot_z(yaw_of(Tw)), local) + Tw[:, None, :3, 3]
+        V = viewmats[pb]
+        corners = np.einsum("pij,pnj->pni", V[:, :3, :3], cw) + V[:, None, :3, 3]
+        bounds, ok = projected_bounds(corners, cam.K)
+        x0 = np.clip(np.floor(bounds[:, 0]), 0, W).astype(np.int64)
+        y0 = np.clip(np.floor(bounds[:, 1]), 0, H).astype(np.int64)
+        x1 = np.clip(np.ceil(bounds[:, 2]), 0, W).astype(np.int64)
+        y1 = np.clip(np.ceil(bounds[:, 3]), 0, H).astype(np.int64)
+        keep = ok & (x1 > x0) & (y1 > y0)
+        if not keep.any():
+            return out
+        pb, pa, x0, y0, x1, y1 = pb[keep], pa[keep], x0[keep], y0[keep], x1[keep], y1[keep]
+        t = int(self.settings.tile_size)
+        ww = min(W, -(-int((x1 - x0).max()) // t) * t)
+        wh = min(H, -(-int((y1 - y0).max()) // t) * t)
+        x0, y0 = np.minimum(x0, W - ww), np.minimum(y0, H - wh)
+        M = int(st.actor_means.shape[1])
+        # pairs in chunks of at most ~64M window pixels
+        chunk = max(1, (64 << 20) // (ww * wh))
+        grow = st.sizes / 2 + BOX_TOL_M
+        T_ac_t = self._pose_tensor(T_ac)
+        for s0 in range(0, len(pb), chunk):
+            sl = slice(s0, s0 + chunk)
+            cb, ca = pb[sl], pa[sl]
+            P = len(cb)
+            Pw = poses[cb, ca]
+            R = self._pose_tensor(Pw[:, :3, :3])
+            tr = self._pose_tensor(Pw[:, :3, 3])
+            q = self._pose_tensor(rotmat_to_quat(Pw[:, :3, :3]))
+            ia = torch.as_tensor(ca, device=dev)
+            means = torch.einsum("pij,pnj->pni", R, st.actor_means[ia]) + tr[:, None]
+            quats = _quat_mul(q[:, None, :], st.actor_quats[ia])
+            Ks = np.tile(np.asarray(cam.K, np.float64), (P, 1, 1))
+            Ks[:, 0, 2] -= x0[sl]
+            Ks[:, 1, 2] -= y0[sl]
             _, d, al = self.rasterize(
                 means,
                 quats,
-                st.actor_scales.expand(b, A, M, 3),
-                opac,
-                feats,
-                vm,
-                Ks.contiguous(),
-                width,
-                height,
+                st.actor_scales[ia],
+                st.actor_opacities[ia],
+                torch.zeros((P, M, 1), device=dev),
+                self._pose_tensor(viewmats[cb])[:, None],
+                self._pose_tensor(Ks)[:, None],
+                ww,
+                wh,
                 None,
             )
-            d, al = d[:, :, 0], al[:, :, 0]  # [b, A, H, W]
-            grow = st.sizes / 2 + BOX_TOL_M
-            for a in range(A):
-                inside = _inside_box(d[:, a], rays, T_ac[sl, a], grow[a])
-                out[sl, a] = ((al[:, a] > 0.5) & inside).sum(dim=(1, 2))
-        return out * pres
+            p, h, w = torch.nonzero(al[:, 0] > 0.5, as_tuple=True)
+            xo = torch.as_tensor(x0[sl], device=dev)
+            yo = torch.as_tensor(y0[sl], device=dev)
+            key = torch.as_tensor(cb * A + ca, device=dev)[p]
+            inside = _inside_points(
+                d[:, 0][p, h, w],
+                w + xo[p],
+                h + yo[p],
+                cam.K,
+                T_ac_t.reshape(B * A, 4, 4)[key],
+                grow[ia[p]],
+            )
+            out += torch.bincount(key[inside], minlength=B * A).reshape(B, A)
+        return out
 
 
-def _pixel_rays(K: np.ndarray, width: int, height: int, device) -> torch.Tensor:
-    """Camera-frame rays [H, W, 3] (z = 1) through the pixel centres, float64."""
-    import torch
-
-    u = (torch.arange(width, dtype=torch.float64, device=device) + 0.5 - K[0, 2]) / K[0, 0]
-    v = (torch.arange(height, dtype=torch.float64, device=device) + 0.5 - K[1, 2]) / K[1, 1]
-    vv, uu = torch.meshgrid(v, u, indexing="ij")
-    return torch.stack((uu, vv, torch.ones_like(uu)), dim=-1)
-
-
-def _inside_box(
-    depth: torch.Tensor, rays: torch.Tensor, T_box_cam: torch.Tensor, half: torch.Tensor
+def _inside_points(
+    z: torch.Tensor,  # [Q] camera z (m)
+    col: torch.Tensor,  # [Q] pixel column
+    row: torch.Tensor,  # [Q] pixel row
+    K: np.ndarray,
+    T_box_cam: torch.Tensor,  # [Q, 4, 4]
+    half: torch.Tensor,  # [Q, 3] half sizes (m), grown
 ) -> torch.Tensor:
-    """bool [B, H, W]: pixels whose surface (camera z ``depth`` [B, H, W]) lies within
-    ``half`` [3] (m) of the box centre in the box frame (T_box_cam [B, 4, 4], float64), as
-    :func:`p4dsim.labels.inside_box_mask`."""
+    """bool [Q]: whether each pixel's surface (depth ``z`` through the pixel centre) lies
+    inside its box, as :func:`p4dsim.labels.inside_box_mask` (float32 here)."""
     import torch
 
-    z = depth.to(torch.float64)
     ok = torch.isfinite(z) & (z > 0)
     z = torch.where(ok, z, 0.0)
-    R, t = T_box_cam[:, :3, :3], T_box_cam[:, :3, 3]
-    d = torch.einsum("bij,hwj->bhwi", R, rays)  # ray directions in the box frame
-    loc = d * z[..., None] + t[:, None, None, :]
-    return ok & (loc.abs() <= half.to(torch.float64)).all(dim=-1)
+    x = (col.to(torch.float32) + 0.5 - float(K[0, 2])) / float(K[0, 0]) * z
+    y = (row.to(torch.float32) + 0.5 - float(K[1, 2])) / float(K[1, 1]) * z
+    pc = torch.stack((x, y, z), dim=-1)
+    loc = torch.einsum("qij,qj->qi", T_box_cam[:, :3, :3], pc) + T_box_cam[:, :3, 3]
+    return ok & (loc.abs() <= half).all(dim=-1)
 
 
-def _mask_stats(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per image and actor of bool masks [B, A, H, W]: pixel counts [B, A] int64 and bounding
-    boxes [B, A, 4] float64 (x0, y0, x1, y1; max exclusive; zeros when empty)."""
+def _key_stats(
+    key: torch.Tensor, col: torch.Tensor, row: torch.Tensor, n: int, shape: tuple[int, ...]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel counts [*shape] int64 and bounding boxes [*shape, 4] float64 (x0, y0, x1, y1;
+    max exclusive; zeros when empty) of pixels (col, row) grouped by ``key`` in [0, n)."""
     import torch
 
-    H, W = masks.shape[-2:]
-    cols = masks.any(dim=2).to(torch.uint8)  # [B, A, W]
-    rows = masks.any(dim=3).to(torch.uint8)  # [B, A, H]
-    x0 = cols.argmax(dim=-1)
-    x1 = W - cols.flip(-1).argmax(dim=-1)
-    y0 = rows.argmax(dim=-1)
-    y1 = H - rows.flip(-1).argmax(dim=-1)
+    counts = torch.bincount(key, minlength=n)
+    big = torch.iinfo(torch.int64).max
+    x0 = torch.full((n,), big, dtype=torch.int64, device=key.device)
+    y0 = torch.full((n,), big, dtype=torch.int64, device=key.device)
+    x1 = torch.full((n,), -1, dtype=torch.int64, device=key.device)
+    y1 = torch.full((n,), -1, dtype=torch.int64, device=key.device)
+    col, row = col.to(torch.int64), row.to(torch.int64)
+    x0.scatter_reduce_(0, key, col, reduce="amin")
+    y0.scatter_reduce_(0, key, row, reduce="amin")
+    x1.scatter_reduce_(0, key, col + 1, reduce="amax")
+    y1.scatter_reduce_(0, key, row + 1, reduce="amax")
     boxes = torch.stack((x0, y0, x1, y1), dim=-1).to(torch.float64)
-    return masks.sum(dim=(2, 3)), boxes
+    boxes[counts == 0] = 0.0
+    return counts.reshape(shape), boxes.reshape(*shape, 4)
 
 
 def _to_host(*tensors: torch.Tensor) -> list[np.ndarray]:
@@ -600,6 +660,8 @@ def _to_host(*tensors: torch.Tensor) -> list[np.ndarray]:
 def _encode_jpeg_gpu(rgb: torch.Tensor, quality: int) -> list[bytes] | None:
     """JPEG bytes of uint8 [B, H, W, 3] CUDA images through torchvision (nvJPEG), or None when
     torchvision cannot encode on the GPU here."""
+    import torch
+
     try:
         from torchvision.io import encode_jpeg
     except Exception:
@@ -610,4 +672,7 @@ def _encode_jpeg_gpu(rgb: torch.Tensor, quality: int) -> list[bytes] | None:
     except Exception as exc:  # no nvJPEG in this build
         log.info("GPU JPEG encoding unavailable (%s); encoding on the CPU", exc)
         return None
-    return [bytes(e.cpu().numpy().tobytes()) for e in encoded]
+    # one copy to the host for the whole batch
+    flat = torch.cat([e.reshape(-1) for e in encoded]).cpu().numpy()
+    ends = np.cumsum([0] + [int(e.numel()) for e in encoded])
+    return [flat[a:b].tobytes() for a, b in zip(ends[:-1], ends[1:], strict=True)]
