@@ -138,3 +138,15 @@ def test_rows_to_table_equals_from_pylist():
     for part in (frames, frames[:2], frames[3:]):
         a = rows_to_table(part, TABLES["frames"])
         assert a.equals(pa.Table.from_pylist(part, schema=TABLES["frames"]))
+
+
+def test_encode_rgb_of_a_bgr_view_equals_plain_rgb():
+    """The GPU path hands back RGB as a view of a BGR buffer; it encodes to the same bytes."""
+    from p4dsim.io.codecs import encode_rgb
+
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    view = np.ascontiguousarray(rgb[..., ::-1])[..., ::-1]
+    assert view.strides[-1] < 0 and np.array_equal(view, rgb)
+    for fmt in ("png", "jpeg"):
+        assert encode_rgb(view, fmt) == encode_rgb(rgb, fmt)

@@ -25,7 +25,8 @@ def test_key_stats_match_masks():
             masks[b, a] &= rng.uniform(size=(H, W)) < 0.8
     b, a, h, w = np.nonzero(masks)
     key = torch.as_tensor(b * A + a)
-    counts, boxes = _key_stats(key, torch.as_tensor(w), torch.as_tensor(h), B * A, (B, A))
+    counts, boxes = _key_stats(key, torch.as_tensor(w), torch.as_tensor(h), B * A)
+    counts, boxes = counts.reshape(B, A), boxes.reshape(B, A, 4)
     for bi in range(B):
         for ai in range(A):
             m = masks[bi, ai]
@@ -34,8 +35,8 @@ def test_key_stats_match_masks():
             np.testing.assert_array_equal(boxes[bi, ai].numpy(), ref if ref else [0, 0, 0, 0])
 
 
-def test_inside_points_matches_inside_box_mask():
-    from p4dsim.render.gsplat_backend import _inside_points
+def test_inside_pixels_matches_inside_box_mask():
+    from p4dsim.render.gsplat_backend import _inside_pixels
 
     rng = np.random.default_rng(1)
     H, W = 40, 60
@@ -48,16 +49,21 @@ def test_inside_points_matches_inside_box_mask():
     size = np.array([4.0, 3.0, 5.0])
     ref = inside_box_mask(depth, K, T_world_cam, T_world_box, size)
     assert 0.1 < ref.mean() < 0.9
-    h, w = np.nonzero(np.ones((H, W), bool))
-    T_bc = torch.as_tensor((inv_pose(T_world_box) @ T_world_cam).astype(np.float32))
-    got = _inside_points(
-        torch.as_tensor(depth[h, w]),
-        torch.as_tensor(w),
-        torch.as_tensor(h),
+    # two boxes: the test picks per pixel; box 1 is the reference box, box 0 another one
+    T_bc = np.stack([np.eye(4), inv_pose(T_world_box) @ T_world_cam]).astype(np.float32)
+    half = np.stack([np.full(3, 100.0), size / 2 + BOX_TOL_M]).astype(np.float32)
+    which = np.ones((1, H, W), np.int64)
+    which[0, :, : W // 3] = 0  # these pixels are tested against the huge box 0
+    got = _inside_pixels(
+        torch.as_tensor(depth[None]),
+        torch.arange(W).view(1, 1, W),
+        torch.arange(H).view(1, H, 1),
         K,
-        T_bc.expand(len(h), 4, 4),
-        torch.as_tensor(size / 2 + BOX_TOL_M, dtype=torch.float32).expand(len(h), 3),
-    ).numpy()
+        torch.as_tensor(T_bc),
+        torch.as_tensor(half),
+        torch.as_tensor(which),
+    ).numpy()[0]
+    ref_all = np.where(which[0] == 1, ref, np.isfinite(depth) & (depth > 0))
     # float32 against float64: only pixels within a hair of a face may differ
-    assert np.mean(got.reshape(H, W) == ref) > 0.998
-    assert not got.reshape(H, W)[:2, :5].any()
+    assert np.mean(got == ref_all) > 0.998
+    assert not got[:2, :5].any()

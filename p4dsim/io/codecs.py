@@ -14,8 +14,13 @@ DepthFormat = Literal["float16", "png16"]
 
 
 def encode_rgb(rgb: np.ndarray, fmt: RgbFormat = "png", jpeg_quality: int = 95) -> bytes:
-    """uint8 [H, W, 3] RGB -> PNG or JPEG bytes."""
-    bgr = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
+    """uint8 [H, W, 3] RGB -> PNG or JPEG bytes. An RGB view of a contiguous BGR image (as
+    the GPU renderer hands back) is encoded without a colour conversion."""
+    rev = rgb[..., ::-1]
+    if rgb.ndim == 3 and rgb.strides[-1] < 0 and rev.flags.c_contiguous:
+        bgr = rev
+    else:
+        bgr = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
     if fmt == "png":
         ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     elif fmt == "jpeg":

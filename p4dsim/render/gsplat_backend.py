@@ -449,15 +449,16 @@ class GsplatRenderer(Renderer):
             jpegs = _encode_jpeg_gpu(rgb, jpeg_quality) if jpeg_quality and self.gpu_jpeg else None
             if jpegs is not None:  # the JPEG bytes are all the rows need of the picture
                 rgb = rgb[:, :0, :0]
-            rgb_h, depth_h, am_h, cov_h, pix_h, box_h, alone_h = _to_host(
-                rgb, depth, alpha_mean, coverage, pixels, boxes, alone
+            bgr = rgb.flip(-1)  # OpenCV's channel order: encoded without a conversion
+            bgr_h, depth_h, am_h, cov_h, pix_h, box_h, alone_h = _to_host(
+                bgr, depth, alpha_mean, coverage, pixels, boxes, alone
             )
         frames = []
         for i, k in enumerate(ks):
             fr = RenderedFrame(
                 k,
                 float(timeline.times[k]),
-                rgb_h[i],
+                bgr_h[i][..., ::-1],  # an RGB view
                 depth_h[i],
                 None,
                 float(cov_h[i]),
@@ -482,25 +483,28 @@ class GsplatRenderer(Renderer):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Visible pixels [B, A] and their 2D boxes [B, A, 4] (x0, y0, x1, y1; zeros when
         none) under the rules of :mod:`p4dsim.labels`: the actor's channel exceeds 0.5 (at
-        most one actor's can) and the surface lies inside its grown box. Works on the pixels
-        some actor dominates, not on one image per actor."""
+        most one actor's can) and the surface lies inside its grown box. One pass over the
+        images (each pixel tested against the box of the actor that dominates it), with no
+        synchronisation with the host."""
         import torch
 
         B, H, W, A = channels.shape
+        dev = channels.device
         val, aid = channels.max(dim=-1)
-        b, h, w = torch.nonzero(val > 0.5, as_tuple=True)
-        a = aid[b, h, w]
-        key = b * A + a
-        ok = _inside_points(
-            depth[b, h, w],
-            w,
-            h,
-            K,
-            self._pose_tensor(T_ac).reshape(B * A, 4, 4)[key],
-            (st.sizes / 2 + BOX_TOL_M)[a],
+        key = aid + A * torch.arange(B, device=dev).view(B, 1, 1)  # [B, H, W]
+        T = self._pose_tensor(T_ac).reshape(B * A, 4, 4)
+        half = (st.sizes / 2 + BOX_TOL_M).repeat(B, 1)  # [B * A, 3]
+        cols = torch.arange(W, device=dev).view(1, 1, W)
+        rows = torch.arange(H, device=dev).view(1, H, 1)
+        inside = _inside_pixels(depth, cols, rows, K, T, half, key)
+        key = torch.where((val > 0.5) & inside, key, B * A)  # B * A: no actor
+        counts, boxes = _key_stats(
+            key.reshape(-1),
+            cols.expand(B, H, W).reshape(-1),
+            rows.expand(B, H, W).reshape(-1),
+            B * A + 1,
         )
-        key, h, w = key[ok], h[ok], w[ok]
-        return _key_stats(key, w, h, B * A, (B, A))
+        return counts[:-1].reshape(B, A), boxes[:-1].reshape(B, A, 4)
 
     def _pose_tensor(self, T: np.ndarray) -> torch.Tensor:
         import torch
@@ -568,6 +572,8 @@ class GsplatRenderer(Renderer):
             ia = torch.as_tensor(ca, device=dev)
             means = torch.einsum("pij,pnj->pni", R, st.actor_means[ia]) + tr[:, None]
             quats = _quat_mul(q[:, None, :], st.actor_quats[ia])
+            xo = torch.as_tensor(x0[sl], device=dev)
+            yo = torch.as_tensor(y0[sl], device=dev)
             Ks = np.tile(np.asarray(cam.K, np.float64), (P, 1, 1))
             Ks[:, 0, 2] -= x0[sl]
             Ks[:, 1, 2] -= y0[sl]
@@ -583,64 +589,69 @@ class GsplatRenderer(Renderer):
                 wh,
                 None,
             )
-            p, h, w = torch.nonzero(al[:, 0] > 0.5, as_tuple=True)
-            xo = torch.as_tensor(x0[sl], device=dev)
-            yo = torch.as_tensor(y0[sl], device=dev)
-            key = torch.as_tensor(cb * A + ca, device=dev)[p]
-            inside = _inside_points(
-                d[:, 0][p, h, w],
-                w + xo[p],
-                h + yo[p],
+            key = torch.as_tensor(cb * A + ca, device=dev)
+            inside = _inside_pixels(
+                d[:, 0],
+                torch.arange(ww, device=dev).view(1, 1, ww) + xo.view(P, 1, 1),
+                torch.arange(wh, device=dev).view(1, wh, 1) + yo.view(P, 1, 1),
                 cam.K,
                 T_ac_t.reshape(B * A, 4, 4)[key],
-                grow[ia[p]],
+                grow[ia],
+                torch.arange(P, device=dev).view(P, 1, 1),
             )
-            out += torch.bincount(key[inside], minlength=B * A).reshape(B, A)
+            n = ((al[:, 0] > 0.5) & inside).sum(dim=(1, 2))
+            out.view(-1).index_add_(0, key, n)
         return out
 
 
-def _inside_points(
-    z: torch.Tensor,  # [Q] camera z (m)
-    col: torch.Tensor,  # [Q] pixel column
-    row: torch.Tensor,  # [Q] pixel row
+def _inside_pixels(
+    z: torch.Tensor,  # [I, H, W] camera z (m)
+    cols: torch.Tensor,  # pixel columns, broadcastable to [I, H, W]
+    rows: torch.Tensor,  # pixel rows, broadcastable to [I, H, W]
     K: np.ndarray,
-    T_box_cam: torch.Tensor,  # [Q, 4, 4]
-    half: torch.Tensor,  # [Q, 3] half sizes (m), grown
+    T_box_cam: torch.Tensor,  # [G, 4, 4] per box
+    half: torch.Tensor,  # [G, 3] half sizes (m), grown
+    box: torch.Tensor,  # box index in [0, G) per pixel, broadcastable to [I, H, W]
 ) -> torch.Tensor:
-    """bool [Q]: whether each pixel's surface (depth ``z`` through the pixel centre) lies
-    inside its box, as :func:`p4dsim.labels.inside_box_mask` (float32 here)."""
+    """bool [I, H, W]: whether each pixel's surface (depth ``z`` through the pixel centre)
+    lies inside box ``box`` of the pixel, as :func:`p4dsim.labels.inside_box_mask` (float32
+    here). The ray of pixel (col, row) in the box frame is separable:
+    ``R[:, 0] u + R[:, 1] v + R[:, 2]`` with u, v the normalised image coordinates."""
     import torch
 
     ok = torch.isfinite(z) & (z > 0)
     z = torch.where(ok, z, 0.0)
-    x = (col.to(torch.float32) + 0.5 - float(K[0, 2])) / float(K[0, 0]) * z
-    y = (row.to(torch.float32) + 0.5 - float(K[1, 2])) / float(K[1, 1]) * z
-    pc = torch.stack((x, y, z), dim=-1)
-    loc = torch.einsum("qij,qj->qi", T_box_cam[:, :3, :3], pc) + T_box_cam[:, :3, 3]
-    return ok & (loc.abs() <= half).all(dim=-1)
+    u = (cols.to(torch.float32) + 0.5 - float(K[0, 2])) / float(K[0, 0])
+    v = (rows.to(torch.float32) + 0.5 - float(K[1, 2])) / float(K[1, 1])
+    for i in range(3):
+        R = T_box_cam[:, i, :3]
+        loc = (R[:, 0][box] * u + R[:, 1][box] * v + R[:, 2][box]) * z + T_box_cam[:, i, 3][box]
+        ok &= loc.abs() <= half[:, i][box]
+    return ok
 
 
 def _key_stats(
-    key: torch.Tensor, col: torch.Tensor, row: torch.Tensor, n: int, shape: tuple[int, ...]
+    key: torch.Tensor, col: torch.Tensor, row: torch.Tensor, n: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pixel counts [*shape] int64 and bounding boxes [*shape, 4] float64 (x0, y0, x1, y1;
-    max exclusive; zeros when empty) of pixels (col, row) grouped by ``key`` in [0, n)."""
+    """Pixel counts [n] int64 and bounding boxes [n, 4] float64 (x0, y0, x1, y1; max
+    exclusive; zeros when empty) of pixels (col, row) grouped by ``key`` in [0, n). Fixed
+    shapes: nothing waits for the device."""
     import torch
 
-    counts = torch.bincount(key, minlength=n)
+    dev = key.device
+    counts = torch.zeros(n, dtype=torch.int64, device=dev)
+    counts.scatter_add_(0, key, torch.ones_like(key))
     big = torch.iinfo(torch.int64).max
-    x0 = torch.full((n,), big, dtype=torch.int64, device=key.device)
-    y0 = torch.full((n,), big, dtype=torch.int64, device=key.device)
-    x1 = torch.full((n,), -1, dtype=torch.int64, device=key.device)
-    y1 = torch.full((n,), -1, dtype=torch.int64, device=key.device)
     col, row = col.to(torch.int64), row.to(torch.int64)
-    x0.scatter_reduce_(0, key, col, reduce="amin")
-    y0.scatter_reduce_(0, key, row, reduce="amin")
-    x1.scatter_reduce_(0, key, col + 1, reduce="amax")
-    y1.scatter_reduce_(0, key, row + 1, reduce="amax")
-    boxes = torch.stack((x0, y0, x1, y1), dim=-1).to(torch.float64)
+    lo = [torch.full((n,), big, dtype=torch.int64, device=dev) for _ in range(2)]
+    hi = [torch.full((n,), -1, dtype=torch.int64, device=dev) for _ in range(2)]
+    for t, c in zip(lo, (col, row), strict=True):
+        t.scatter_reduce_(0, key, c, reduce="amin")
+    for t, c in zip(hi, (col, row), strict=True):
+        t.scatter_reduce_(0, key, c + 1, reduce="amax")
+    boxes = torch.stack((lo[0], lo[1], hi[0], hi[1]), dim=-1).to(torch.float64)
     boxes[counts == 0] = 0.0
-    return counts.reshape(shape), boxes.reshape(*shape, 4)
+    return counts, boxes
 
 
 def _to_host(*tensors: torch.Tensor) -> list[np.ndarray]:
@@ -653,7 +664,10 @@ def _to_host(*tensors: torch.Tensor) -> list[np.ndarray]:
         h = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
         h.copy_(t, non_blocking=True)
         host.append(h)
-    torch.cuda.current_stream().synchronize()
+    # a blocking event: the thread sleeps instead of spinning a core while the copies finish
+    done = torch.cuda.Event(blocking=True)
+    done.record()
+    done.synchronize()
     return [h.numpy() for h in host]
 
 
