@@ -12,24 +12,21 @@ from p4dsim.labels import BOX_TOL_M, box2d_from_mask, inside_box_mask
 torch = pytest.importorskip("torch")
 
 
-def test_key_stats_match_masks():
-    from p4dsim.render.gsplat_backend import _key_stats
+def test_label_stats_match_masks():
+    from p4dsim.render.gsplat_backend import _label_stats
 
     rng = np.random.default_rng(0)
     B, A, H, W = 3, 4, 20, 30
-    masks = np.zeros((B, A, H, W), bool)
+    vid = np.full((B, H, W), -1)
     for b in range(B):
         for a in range(A - 1):  # the last actor stays empty
             y, x = rng.integers(0, H - 5), rng.integers(0, W - 5)
-            masks[b, a, y : y + rng.integers(1, 6), x : x + rng.integers(1, 6)] = True
-            masks[b, a] &= rng.uniform(size=(H, W)) < 0.8
-    b, a, h, w = np.nonzero(masks)
-    key = torch.as_tensor(b * A + a)
-    counts, boxes = _key_stats(key, torch.as_tensor(w), torch.as_tensor(h), B * A)
-    counts, boxes = counts.reshape(B, A), boxes.reshape(B, A, 4)
+            patch = vid[b, y : y + rng.integers(1, 6), x : x + rng.integers(1, 6)]
+            patch[rng.uniform(size=patch.shape) < 0.8] = a
+    counts, boxes = _label_stats(torch.as_tensor(vid), A)
     for bi in range(B):
         for ai in range(A):
-            m = masks[bi, ai]
+            m = vid[bi] == ai
             assert counts[bi, ai] == m.sum()
             ref = box2d_from_mask(m)
             np.testing.assert_array_equal(boxes[bi, ai].numpy(), ref if ref else [0, 0, 0, 0])

@@ -497,14 +497,8 @@ class GsplatRenderer(Renderer):
         cols = torch.arange(W, device=dev).view(1, 1, W)
         rows = torch.arange(H, device=dev).view(1, H, 1)
         inside = _inside_pixels(depth, cols, rows, K, T, half, key)
-        key = torch.where((val > 0.5) & inside, key, B * A)  # B * A: no actor
-        counts, boxes = _key_stats(
-            key.reshape(-1),
-            cols.expand(B, H, W).reshape(-1),
-            rows.expand(B, H, W).reshape(-1),
-            B * A + 1,
-        )
-        return counts[:-1].reshape(B, A), boxes[:-1].reshape(B, A, 4)
+        vid = torch.where((val > 0.5) & inside, aid, -1)  # visible actor per pixel, -1 none
+        return _label_stats(vid, A)
 
     def _pose_tensor(self, T: np.ndarray) -> torch.Tensor:
         import torch
@@ -630,28 +624,31 @@ def _inside_pixels(
     return ok
 
 
-def _key_stats(
-    key: torch.Tensor, col: torch.Tensor, row: torch.Tensor, n: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pixel counts [n] int64 and bounding boxes [n, 4] float64 (x0, y0, x1, y1; max
-    exclusive; zeros when empty) of pixels (col, row) grouped by ``key`` in [0, n). Fixed
-    shapes: nothing waits for the device."""
+def _label_stats(vid: torch.Tensor, A: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel counts [I, A] int64 and bounding boxes [I, A, 4] float64 (x0, y0, x1, y1; max
+    exclusive; zeros when empty) of each actor's pixels in images of actor indices
+    ``vid`` [I, H, W] (-1: none). Reductions per actor, fixed shapes: nothing waits for the
+    device and no atomics pile up on one counter."""
     import torch
 
-    dev = key.device
-    counts = torch.zeros(n, dtype=torch.int64, device=dev)
-    counts.scatter_add_(0, key, torch.ones_like(key))
-    big = torch.iinfo(torch.int64).max
-    col, row = col.to(torch.int64), row.to(torch.int64)
-    lo = [torch.full((n,), big, dtype=torch.int64, device=dev) for _ in range(2)]
-    hi = [torch.full((n,), -1, dtype=torch.int64, device=dev) for _ in range(2)]
-    for t, c in zip(lo, (col, row), strict=True):
-        t.scatter_reduce_(0, key, c, reduce="amin")
-    for t, c in zip(hi, (col, row), strict=True):
-        t.scatter_reduce_(0, key, c + 1, reduce="amax")
-    boxes = torch.stack((lo[0], lo[1], hi[0], hi[1]), dim=-1).to(torch.float64)
-    boxes[counts == 0] = 0.0
-    return counts, boxes
+    I, H, W = vid.shape
+    counts, boxes = [], []
+    for a in range(A):
+        m = vid == a
+        counts.append(m.sum(dim=(1, 2)))
+        cols = m.any(dim=1).to(torch.uint8)  # [I, W]
+        rows = m.any(dim=2).to(torch.uint8)  # [I, H]
+        box = torch.stack(
+            (
+                cols.argmax(dim=-1),
+                rows.argmax(dim=-1),
+                W - cols.flip(-1).argmax(dim=-1),
+                H - rows.flip(-1).argmax(dim=-1),
+            ),
+            dim=-1,
+        ).to(torch.float64)
+        boxes.append(torch.where(counts[-1][:, None] > 0, box, 0.0))
+    return torch.stack(counts, dim=1), torch.stack(boxes, dim=1)
 
 
 def _to_host(*tensors: torch.Tensor) -> list[np.ndarray]:
