@@ -48,6 +48,8 @@ class BuildConfig:
     max_depth: float = 150.0  #: metres; completed depth is clipped here
     box_grow_m: float = 0.25  #: actor boxes grow by this much on every side
     ground_clearance_m: float = 0.08  #: Gaussians this close to the ground stay static
+    #: ... inside the actual (not grown) box, where the wheels meet the road
+    core_clearance_m: float = 0.02
     max_stretch: float = 40.0  #: grazing-angle footprints are stretched at most this much
     #: depth source: "auto" (LiDAR when the frame has it, else the geometric prior),
     #: "lidar", "prior" or "mono" (a monocular depth model from ``mono_model``)
@@ -162,7 +164,7 @@ def _dense_depth(frame: Frame, cfg: BuildConfig):
         ground = ground_prior(frame.boxes)
     if source == "lidar":
         sparse = project_lidar(frame.lidar, cam)
-        dense = complete_depth(sparse, cfg.max_depth)
+        dense = complete_depth(sparse, cfg.max_depth, image=frame.image)
         sky = detect_sky(frame.image, sparse)
         conf = lidar_confidence(sparse, 4.0 * W / 1242.0)
         return dense, sky, sparse, ground, conf
@@ -200,6 +202,37 @@ def _gaussians(
         colors=colors.reshape(-1, 3),
         confidence=np.broadcast_to(np.asarray(confidence, np.float32).reshape(-1), (n,)),
     )
+
+
+def _ray_hits_box(
+    local: np.ndarray,  # [n, 3] points in the box frame
+    T_box_camera: np.ndarray,  # [4, 4]
+    size,  # (l, w, h) of the box (m)
+    near_half: np.ndarray,  # [3] only points within half + 1 m are tested
+    tol: float = 0.05,
+) -> np.ndarray:
+    """(bool [n], float [n]): points whose camera ray meets the box and that lie between
+    ``1 - tol`` times the ray's entry distance and its exit (surface samples of the actor that
+    depth smoothing pulled slightly in front of it, where its bottom meets the road), and the
+    factor along the ray that moves each such point onto the box (1 when already inside)."""
+    out = np.zeros(len(local), bool)
+    push = np.ones(len(local))
+    cand = np.nonzero(np.all(np.abs(local) <= near_half + 1.0, axis=1))[0]
+    if len(cand) == 0:
+        return out, push
+    o = np.asarray(T_box_camera, dtype=np.float64)[:3, 3]
+    dr = local[cand].astype(np.float64) - o  # t = 1 at the point
+    half = np.asarray(size, dtype=np.float64) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t1 = (-half - o) / dr
+        t2 = (half - o) / dr
+    tmin = np.nanmax(np.minimum(t1, t2), axis=1)
+    tmax = np.nanmin(np.maximum(t1, t2), axis=1)
+    hit = (tmax >= np.maximum(tmin, 0)) & (tmin > 0)
+    ok = hit & (tmin * (1 - tol) <= 1.0) & (1.0 <= tmax)
+    out[cand] = ok
+    push[cand] = np.where(ok, np.maximum(tmin, 1.0), 1.0)
+    return out, push
 
 
 def build_scene(frame: Frame, config: BuildConfig | None = None) -> Scene4D:
@@ -248,9 +281,17 @@ def build_scene(frame: Frame, config: BuildConfig | None = None) -> Scene4D:
         T_wa = pose_from_xyz_yaw(box.center, box.yaw)
         local = transform_points(inv_pose(T_wa), g.means)
         half = np.asarray(box.size) / 2 + cfg.box_grow_m
-        inside = np.all(np.abs(local) <= half, axis=1) & (height_above > cfg.ground_clearance_m)
-        inside &= ~taken & ~is_sky
+        core = np.all(np.abs(local) <= np.asarray(box.size) / 2, axis=1)
+        hits, push = _ray_hits_box(local, inv_pose(T_wa) @ cam.T_ego_camera, box.size, half)
+        core |= hits
+        clearance = np.where(core, cfg.core_clearance_m, cfg.ground_clearance_m)
+        inside = core | np.all(np.abs(local) <= half, axis=1)
+        inside &= (height_above > clearance) & ~taken & ~is_sky
         taken |= inside
+        moved = inside & (push > 1.0)
+        if moved.any():  # onto the box surface, along the source ray
+            o = cam.T_ego_camera[:3, 3]
+            g.means[moved] = (o + push[moved, None] * (g.means[moved] - o)).astype(np.float32)
         ga = g.subset(inside).transformed(inv_pose(T_wa))
         if cfg.hidden_layers and len(ga) and box.label in ("vehicle", "car", "truck", "bus"):
             core = np.all(np.abs(ga.means) <= np.asarray(box.size) / 2, axis=1)
