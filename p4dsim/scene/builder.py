@@ -60,7 +60,11 @@ class BuildConfig:
     border_frac_x: float = 0.25  #: image extended by this share of its width left and right
     border_frac_y: float = 0.15  #: ... and of its height above and below
     border_stride: int = 2  #: one border Gaussian per border_stride² pixels
-    synth_confidence: float = 0.1  #: confidence of synthesised Gaussians
+    #: border Gaussians' source-view sigma per border_stride pixels (wide enough to leave no gaps)
+    border_sigma_px: float = 0.7
+    #: confidence of synthesised Gaussians; observed ones have 1, and a render's coverage (the
+    #: mean of the rendered confidence) is then the share of observed content
+    synth_confidence: float = 0.0
 
 
 def pixel_grid(width: int, height: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -266,7 +270,7 @@ def build_scene(frame: Frame, config: BuildConfig | None = None) -> Scene4D:
         _normals(P),
         colors,
         cfg.footprint_sigma_px * s,
-        np.where(unknown[iv, iu], 0.3, 1.0),
+        1.0,  # observed (even where the depth is a guess)
         cam,
         cfg,
     )
@@ -374,7 +378,7 @@ def _hidden_layers(frame, cfg, dense, sky, ground, taken, grid_shape):
         cfg.border_frac_x,
         cfg.border_frac_y,
         cfg.border_stride * s,
-        cfg.footprint_sigma_px,
+        cfg.border_sigma_px,
     )
     if len(bl.u):
         # Camera-facing discs: isotropic footprints in the source view, so none reaches in.
