@@ -182,5 +182,5 @@ def test_coverage_counts_observed_content_only(toytown):
         assert fr.alpha[~inside].mean() > 0.97  # the border layer fills the rest ...
         assert abs(fr.coverage - alone.mean()) < 0.01, (deg, fr.coverage, alone.mean())
         # ... and counts 0; pixel footprints leave small gaps at sub-pixel positions.
-        assert alone[~inside].mean() < 0.01
+        assert alone[~inside].mean() < 0.03
         assert inside.mean() - 0.1 < fr.coverage <= inside.mean() + 0.01
