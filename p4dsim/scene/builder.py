@@ -70,7 +70,10 @@ class BuildConfig:
     #: border Gaussians' source-view sigma per border_stride pixels (wide enough to leave no gaps)
     border_sigma_px: float = 0.7
     sky_stride: int = 4  #: one sky backdrop Gaussian per sky_stride² pixels
-    sky_backdrop_shift_m: float = 1.0  #: sky backdrop: sideways move it serves (m)
+    #: sky backdrop: the sideways move (m) it serves, 0 = none. Off by default: rendered depth
+    #: is a weighted mean, so sky showing through the small gaps between Gaussians pulls it far
+    #: (KITTI t+1 depth AbsRel 0.10 -> 0.26 with 1 m; toytown PSNR +0.3 dB).
+    sky_backdrop_shift_m: float = 0.0
     backing: bool = True  #: backing discs behind the pixel Gaussians (see _backing)
     backing_sigma: float = 0.6  #: their source-view sigma per block width
     backing_opacity: float = 0.85
@@ -453,7 +456,7 @@ def _hidden_layers(frame, cfg, dense, sky, ground, taken, grid_shape):
     # move (sky_backdrop_shift_m) shifts that surface in the image.
     near_sky = cv2.distanceTransform((~sky).astype(np.uint8), cv2.DIST_L2, 3)
     reach = cam.K[0, 0] * cfg.sky_backdrop_shift_m / np.maximum(dense, 1e-3)
-    where = (zg <= 0) & (near_sky <= reach)
+    where = (zg <= 0) & (near_sky <= reach) & (cfg.sky_backdrop_shift_m > 0)
     sb = sky_backdrop(frame.image, sky, where, cfg.sky_stride * s, cfg.border_sigma_px)
     if len(sb.u):
         rays = np.stack([sb.u, sb.v, np.ones_like(sb.u)], axis=-1) @ Kinv.T

@@ -62,14 +62,16 @@ def complete_depth(
     holes are filled, then a median and a masked Gaussian blur smooth the result. Kernel sizes
     are those of IP-Basic at KITTI's 1242-pixel width, scaled by ``scale`` (default: width/1242).
 
-    A column whose highest return lies well below the highest returns of the columns around it
-    had beams above that return that met nothing within range: the pixels above it are put far
-    (1.2 times the farthest returns, at most ``0.99 max_depth``) instead of being extended from the return below (which would pull, for
-    instance, a car roof's depth up into the distant background above the car).
-
     With ``image`` (uint8 [H, W, 3], the camera frame the returns were projected into), pixels
-    near depth edges are then refined by :func:`refine_depth_edges`: the near-preferring
-    dilations above let near surfaces bleed a few pixels into the background.
+    near depth edges are then refined by :func:`refine_depth_edges` (the near-preferring
+    dilations above let near surfaces bleed a few pixels into the background), and the column
+    extension is redone from the refined values. For the refinement, a column whose highest
+    return lies well below those of the columns around it had beams above that return that met
+    nothing: just above the return they count as far returns (1.2 times the farthest return),
+    so that, for instance, a car roof's depth does not bleed into the distant background above
+    the car. They are not trusted further up: real scanners also miss dark surfaces. Below
+    about half KITTI's width (a window radius under 3 pixels) the windows hold too few returns
+    to decide on, and the refinement is skipped (measured: it then hurts on KITTI).
     """
     if scale is None:
         scale = sparse.shape[1] / 1242.0
@@ -103,10 +105,13 @@ def complete_depth(
         if len(ret)
         else 0.99 * max_depth
     )
-    fill = (rows < top[None, :]) & (any_col & ~gap)[None, :]
+    fill = (rows < top[None, :]) & any_col[None, :]
     d = np.where(fill, top_val[None, :], d)
-    far_zone = (rows < top_sp[None, :] - 1) & gap[None, :]
-    d = np.where(far_zone, np.float32(max_depth - far_d), d)
+    # Just above those returns, the beams that met nothing are far evidence for the edge
+    # refinement (they need not be: real scanners also miss dark surfaces).
+    r_ref = max(2, int(round(6 * scale)))
+    far_zone = (rows < top_sp[None, :] - 1) & (rows >= top_sp[None, :] - 1 - 2 * r_ref)
+    far_zone &= gap[None, :]
     empty = d < 0.1
     dil = cv2.dilate(d, np.ones((k_big, k_big), np.uint8))
     d[empty] = dil[empty]
@@ -123,10 +128,10 @@ def complete_depth(
     flat = (local_max - local_min) < 0.05 * np.maximum(max_depth - d, 1.0)
     d = np.where(valid & flat, smooth, d)
     out = np.where(d > 0.1, max_depth - d, 0.0).astype(np.float32)
-    if image is not None:
+    if image is not None and r_ref >= 3:
         # Beams that met nothing count as far returns for the edge refinement.
         pseudo = np.where(far_zone & (sparse <= 0), np.float32(far_d), sparse).astype(np.float32)
-        out = refine_depth_edges(out, pseudo, image, radius=max(2, int(round(6 * scale))))
+        out = refine_depth_edges(out, pseudo, image, radius=r_ref)
         # Extend the refined top values again: the extension above copied the bleed upwards.
         top_ref = out[np.minimum(top, H - 1), np.arange(Wd)]
         out = np.where(fill & (top_ref > 0)[None, :], top_ref[None, :], out)
