@@ -147,3 +147,40 @@ def test_lidar_free_real_waymo_frame_renders_without_holes(real_data):
     rgb, alpha, _ = _render(scene)
     assert alpha.min() >= 0.99
     assert psnr(rgb, small.image / 255.0) >= 30.0
+
+
+def test_coverage_counts_observed_content_only(toytown):
+    """Coverage is 1 at the source view; for a pure camera rotation (no parallax) it is the
+    rendered alpha of the observed Gaussians alone, at most the share of pixels whose rays fall
+    inside the source image: synthesised content (border, behind layer) counts 0."""
+    from p4dsim.replay import Timeline, render_frame
+
+    log, frame = toytown
+    scene = build_scene(frame)
+    observed = build_scene(frame, BuildConfig(hidden_layers=False))
+    cam = scene.camera
+    renderer = get_renderer("cpu")
+    poses = {a.track_id: a.motion.poses(np.zeros(1)) for a in scene.actors}
+
+    def render(sc, R_src_new):
+        T_world_cam = cam.T_ego_camera @ make_pose(R_src_new, [0, 0, 0])
+        T_ego = (T_world_cam @ inv_pose(cam.T_ego_camera))[None]
+        return render_frame(sc, Timeline(np.zeros(1), T_ego, poses, cam), 0, renderer)
+
+    assert render(scene, np.eye(3)).coverage > 0.99
+    uu, vv = np.meshgrid(np.arange(W) + 0.5, np.arange(H) + 0.5)
+    for deg in (10.0, -10.0):
+        c, s = np.cos(np.radians(deg)), np.sin(np.radians(deg))
+        R = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])  # about the camera's vertical axis
+        rays = np.stack([uu, vv, np.ones_like(uu)], -1) @ np.linalg.inv(cam.K).T @ R.T
+        z = rays[..., 2]
+        us = cam.K[0, 0] * rays[..., 0] / z + cam.K[0, 2]
+        vs = cam.K[1, 1] * rays[..., 1] / z + cam.K[1, 2]
+        inside = (z > 0) & (us >= 0) & (us < W) & (vs >= 0) & (vs < H)
+        fr = render(scene, R)
+        alone = render(observed, R).alpha
+        assert fr.alpha[~inside].mean() > 0.97  # the border layer fills the rest ...
+        assert abs(fr.coverage - alone.mean()) < 0.01, (deg, fr.coverage, alone.mean())
+        # ... and counts 0; pixel footprints leave small gaps at sub-pixel positions.
+        assert alone[~inside].mean() < 0.03
+        assert inside.mean() - 0.1 < fr.coverage <= inside.mean() + 0.01

@@ -16,8 +16,9 @@ class GaussianSet:
     means: [N, 3] centres (metres, in the frame of whoever holds the set);
     quats: [N, 4] unit rotations (w, x, y, z); scales: [N, 3] standard deviations along the
     rotated axes (metres); opacities: [N] in [0, 1]; colors: [N, 3] linear RGB in [0, 1];
-    confidence: [N] in [0, 1], 1 for content observed in the source frame, lower for
-    synthesised content (hidden layers, mirrored actor sides, extended borders).
+    confidence: [N] in [0, 1], 1 for content observed in the source frame, 0 (the scene
+    builder's default) for synthesised content (hidden layers, mirrored actor sides, extended
+    borders): the rendered mean of this channel is a frame's coverage.
     """
 
     means: np.ndarray

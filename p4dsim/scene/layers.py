@@ -6,7 +6,9 @@ source-view render.
   ray meets it, otherwise the surrounding background depth (inpainted), with inpainted colour;
 * border layer: the image extended past its borders (reflected colour, replicated depth),
   seen only when the camera yaws or shifts sideways;
-* mirror completion of actors across their long axis.
+* mirror completion of actors across their long axis;
+* sky backdrop: behind every non-sky pixel above the horizon, the sky (its colour inpainted
+  from the visible sky) on the sky dome, revealed where a shifted view looks past an edge.
 
 Every synthesised Gaussian lies behind the first observed surface of its source ray (or
 outside the source image), so at the source pose it is hidden behind an opaque Gaussian.
@@ -120,8 +122,8 @@ def border_layer(
 
     Colour is the reflected image (slightly blurred), sky reflects with it; depth replicates
     the border depth (for a flat road with no roll, camera z depends only on the row, so
-    replicated road depth is the road), pushed back by ``push_back`` so that a border
-    Gaussian never lies in front of the source pixel next to it.
+    replicated road depth is the road), taken as the farthest within two pixels and pushed back
+    by ``push_back`` so that a border Gaussian never lies in front of a source pixel it reaches.
     """
     H, W = dense.shape
     px = int(np.ceil(frac_x * W / stride)) * stride
@@ -129,7 +131,9 @@ def border_layer(
     img = cv2.copyMakeBorder(image, py, py, px, px, cv2.BORDER_REFLECT_101)
     img = cv2.GaussianBlur(img, (5, 5), 0)
     sk = cv2.copyMakeBorder(sky.astype(np.uint8), py, py, px, px, cv2.BORDER_REFLECT_101) > 0
-    dep = cv2.copyMakeBorder(dense.astype(np.float32), py, py, px, px, cv2.BORDER_REPLICATE)
+    # Behind every edge pixel a border footprint can reach (about two pixels).
+    reach = cv2.dilate(dense.astype(np.float32), np.ones((5, 5), np.uint8))
+    dep = cv2.copyMakeBorder(reach, py, py, px, px, cv2.BORDER_REPLICATE)
     ii, jj = np.mgrid[0 : H + 2 * py : stride, 0 : W + 2 * px : stride]
     ci = np.minimum(ii + stride // 2, H + 2 * py - 1)
     cj = np.minimum(jj + stride // 2, W + 2 * px - 1)
@@ -189,4 +193,33 @@ def mirror_actor(
     q[:, 3] *= -1
     return GaussianSet(
         means, q, m.scales, m.opacities, m.colors, np.full(len(m), confidence, np.float32)
+    )
+
+
+def sky_backdrop(
+    image: np.ndarray,  # uint8 [H, W, 3]
+    sky: np.ndarray,  # bool [H, W]
+    above_horizon: np.ndarray,  # bool [H, W] rays that do not meet the ground plane
+    stride: int,
+    sigma_px: float,
+) -> PixelLayer:
+    """Sky samples every ``stride`` pixels behind non-sky pixels above the horizon, coloured
+    by inpainting the sky over the rest of the image (Telea, at 1/4 resolution); empty when the
+    image shows no sky. Depth is left 0: the caller puts the samples on the sky dome."""
+    H, W = sky.shape
+    ii, jj = np.mgrid[stride // 2 : H : stride, stride // 2 : W : stride]
+    sel = above_horizon[ii, jj] & ~sky[ii, jj]
+    if not sky.any() or not sel.any():
+        z = np.zeros(0)
+        return PixelLayer(z, z, z, np.zeros((0, 3), np.float32), z.astype(bool), z)
+    col = _inpaint_small(image, ~sky, 4, 3.0)
+    ii, jj = ii[sel], jj[sel]
+    n = len(ii)
+    return PixelLayer(
+        u=(jj + 0.5).astype(np.float64),
+        v=(ii + 0.5).astype(np.float64),
+        depth=np.zeros(n),
+        colors=col[ii, jj].astype(np.float32) / 255.0,
+        sky=np.ones(n, bool),
+        sigma_px=np.full(n, sigma_px * stride),
     )
