@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import os
 import queue
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -37,12 +39,29 @@ _DONE = object()
 
 
 def default_workers() -> int:
-    """Encoding threads: ``$P4DSIM_ENCODE_WORKERS`` if set, else the machine's cores, at most 8
-    (more threads mostly contend for the interpreter lock)."""
+    """Encoding threads: ``$P4DSIM_ENCODE_WORKERS`` if set, else the machine's cores, at most 4
+    (JPEG encoding releases the interpreter lock, so four keep up with an H200; more threads
+    mostly contend for the lock with the rendering threads: measured 8 slower than 4)."""
     env = os.environ.get("P4DSIM_ENCODE_WORKERS")
     if env and env.isdigit() and int(env) > 0:
         return int(env)
-    return max(1, min(8, os.cpu_count() or 1))
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+#: interpreter switch interval (s) while a batched (GPU) pipeline runs: the rendering threads
+#: wait on the device and need the lock back promptly when the encoders hold it
+SWITCH_INTERVAL_S = 0.0005
+
+
+@contextmanager
+def switch_interval(seconds: float) -> Iterator[None]:
+    """Set :func:`sys.setswitchinterval` for the duration of the block (restored after)."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(min(old, seconds))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)
 
 
 class _Failure:
@@ -96,10 +115,12 @@ def render_batches(
     output: OutputModel | None = None,
     batch_size: int | None = None,
     prefetch_batches: int = 2,
-    render_threads: int = 2,
+    render_threads: int = 3,
 ) -> Iterator[RenderedFrame]:
     """Frames of every time step of ``timeline`` in order, rendered ``batch_size`` steps at a
-    time (default: the renderer's ``batch_size``, else 1) in a background thread."""
+    time (default: the renderer's ``batch_size``, else 1) in a background thread; a batched
+    renderer gets ``render_threads`` threads (gsplat waits on the device inside each call, so
+    the threads' batches overlap) and a short interpreter switch interval while it runs."""
     from p4dsim.replay import render_frames
 
     n = len(timeline.times)
@@ -109,14 +130,14 @@ def render_batches(
         return render_frames(scene, timeline, list(range(s, min(s + bs, n))), renderer, output)
 
     starts = range(0, n, bs)
-    if bs > 1:  # batched GPU renderer: two threads, so copies of one batch overlap the next
-        batches: Iterable[list[RenderedFrame]] = ordered_map(
-            batch, starts, render_threads, render_threads
-        )
-    else:
-        batches = map(batch, starts)
-    for frames in prefetch(batches, prefetch_batches):
-        yield from frames
+    if bs == 1:
+        for frames in prefetch(map(batch, starts), prefetch_batches):
+            yield from frames
+        return
+    batches = ordered_map(batch, starts, render_threads, render_threads)
+    with switch_interval(SWITCH_INTERVAL_S):
+        for frames in prefetch(batches, prefetch_batches):
+            yield from frames
 
 
 def ordered_map(

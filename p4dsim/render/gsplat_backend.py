@@ -119,6 +119,17 @@ class SceneTensors:
     actor_opacities: torch.Tensor | None = None
     sizes: torch.Tensor | None = None
 
+    def actor_of(self, device) -> torch.Tensor:
+        """Actor index [N - static] of every actor Gaussian (rows from the first span on)."""
+        import torch
+
+        if getattr(self, "_actor_of", None) is None:
+            idx = np.concatenate(
+                [np.full(s1 - s0, a, np.int64) for a, (s0, s1) in enumerate(self.spans)]
+            )
+            self._actor_of = torch.as_tensor(idx, device=device)
+        return self._actor_of
+
     @property
     def num_extra(self) -> int:
         return int(self.feats.shape[1]) - 3
@@ -340,14 +351,13 @@ class GsplatRenderer(Renderer):
                 tr = torch.as_tensor(poses[..., :3, 3], dtype=torch.float32, device=dev)
                 q = rotmat_to_quat(poses[..., :3, :3].reshape(-1, 3, 3)).reshape(B, A, 4)
                 q = torch.as_tensor(q, dtype=torch.float32, device=dev)
-                present = torch.as_tensor(np.asarray(actor_present, bool), device=dev)
-                for a, (s0, s1) in enumerate(st.spans):
-                    if s1 == s0:
-                        continue
-                    m = st.means[s0:s1]  # [n, 3]
-                    means[:, s0:s1] = torch.einsum("bij,nj->bni", R[:, a], m) + tr[:, a, None]
-                    quats[:, s0:s1] = _quat_mul(q[:, a, None, :], st.quats[None, s0:s1])
-                    opac[:, s0:s1] *= present[:, a, None].to(opac.dtype)
+                present = torch.as_tensor(np.asarray(actor_present, np.float32), device=dev)
+                # every actor Gaussian at once, each with its actor's pose (rows s0: onwards)
+                s0 = st.spans[0][0]
+                ia = st.actor_of(dev)
+                means[:, s0:] = torch.einsum("bnij,nj->bni", R[:, ia], st.means[s0:]) + tr[:, ia]
+                quats[:, s0:] = _quat_mul(q[:, ia], st.quats[None, s0:])
+                opac[:, s0:] *= present[:, ia]
             D = st.feats.shape[1]
             bgs = torch.zeros((B, 1, D), device=dev)
             if background is not None:
@@ -517,8 +527,9 @@ class GsplatRenderer(Renderer):
     ) -> torch.Tensor:
         """Pixels [B, A] each actor covers rendered alone (opacity > 0.5, surface inside its
         box), as :func:`p4dsim.labels.alone_pixels`. Every (step, actor) in view is drawn in
-        one gsplat call, each in a window of the image around its box's projection (grown by
-        1 m; one window size for all, the largest, kept inside the image)."""
+        one gsplat call, each in a window of the image around the projection of its box grown
+        as for the inside test (no pixel outside it can count; one window size for all, the
+        largest, kept inside the image)."""
         import torch
 
         from p4dsim.geometry import BOX_CORNER_SIGNS, rot_z, rotmat_to_quat, yaw_of
@@ -531,17 +542,18 @@ class GsplatRenderer(Renderer):
         pb, pa = np.nonzero(present)
         if len(pb) == 0:
             return out
-        # the boxes grown by 1 m on every side, in the camera: [pairs, 8, 3]
-        local = BOX_CORNER_SIGNS[None] * (sizes[pa] + 2.0)[:, None, :] / 2
+        # the boxes grown as for the inside test, in the camera: [pairs, 8, 3]
+        local = BOX_CORNER_SIGNS[None] * (sizes[pa] + 2 * BOX_TOL_M)[:, None, :] / 2
         Tw = poses[pb, pa]
         cw = np.einsum("pij,pnj->pni", rot_z(yaw_of(Tw)), local) + Tw[:, None, :3, 3]
         V = viewmats[pb]
         corners = np.einsum("pij,pnj->pni", V[:, :3, :3], cw) + V[:, None, :3, 3]
         bounds, ok = projected_bounds(corners, cam.K)
-        x0 = np.clip(np.floor(bounds[:, 0]), 0, W).astype(np.int64)
-        y0 = np.clip(np.floor(bounds[:, 1]), 0, H).astype(np.int64)
-        x1 = np.clip(np.ceil(bounds[:, 2]), 0, W).astype(np.int64)
-        y1 = np.clip(np.ceil(bounds[:, 3]), 0, H).astype(np.int64)
+        # a pixel counts when its centre's ray meets the box: one pixel of margin
+        x0 = np.clip(np.floor(bounds[:, 0]) - 1, 0, W).astype(np.int64)
+        y0 = np.clip(np.floor(bounds[:, 1]) - 1, 0, H).astype(np.int64)
+        x1 = np.clip(np.ceil(bounds[:, 2]) + 1, 0, W).astype(np.int64)
+        y1 = np.clip(np.ceil(bounds[:, 3]) + 1, 0, H).astype(np.int64)
         keep = ok & (x1 > x0) & (y1 > y0)
         if not keep.any():
             return out
