@@ -9,6 +9,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -381,17 +382,20 @@ def iter_rows(
     from p4dsim.pipeline import ordered_map, render_batches
 
     timeline = make_timeline(scenario, scene, log, where)
-    geom = label_geometry(scene, timeline)
+    with ThreadPoolExecutor(1, thread_name_prefix="p4d-labels") as pool:
+        # the pose-only label values are computed while the first batches render
+        geom_f = pool.submit(label_geometry, scene, timeline)
 
-    def rows(fr: RenderedFrame) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        base = {"run_id": run_id, "variant_id": variant_id, "frame_index": fr.index}
-        return (
-            frame_row(scene, timeline, fr, base, scenario.output),
-            actor_rows(scene, timeline, fr, base, fr.alone, geom),
-        )
+        def rows(fr: RenderedFrame) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+            base = {"run_id": run_id, "variant_id": variant_id, "frame_index": fr.index}
+            return (
+                frame_row(scene, timeline, fr, base, scenario.output),
+                actor_rows(scene, timeline, fr, base, fr.alone, geom_f.result()),
+            )
 
-    # rendering runs ahead in batches; rows (with encoding) are built in a thread pool, in order
-    yield from ordered_map(rows, render_batches(scene, timeline, renderer, scenario.output))
+        # rendering runs ahead in batches; rows (with encoding) are built in a thread pool,
+        # in order
+        yield from ordered_map(rows, render_batches(scene, timeline, renderer, scenario.output))
 
 
 def replay(
