@@ -137,9 +137,14 @@ def _raw_rate(scene, timeline, renderer, batch_size: int, repeats: int = 1) -> f
     return n / total
 
 
+#: default replay lengths: on a GPU long enough that set-up (timeline, threads, the last
+#: shard's write) is a small part, as in the long replays users run; short on the CPU
+DEFAULT_FRAMES = {"gsplat": 2048, "cpu": 64}
+
+
 def run_bench(
     scene_path: Path | None = None,
-    frames: int = 256,
+    frames: int | None = None,
     device: str = "auto",
     width: int = 1242,
     height: int = 375,
@@ -156,10 +161,11 @@ def run_bench(
     from p4dsim.render import get_renderer
     from p4dsim.replay import iter_rows, make_timeline, render_frames
 
-    if frames < 1:
+    if frames is not None and frames < 1:
         raise ConfigError(f"--frames must be at least 1, got {frames}")
-    scene, log, label = _load_scene(scene_path, width, height)
     renderer = get_renderer(device)  # type: ignore[arg-type]
+    frames = frames or DEFAULT_FRAMES.get(renderer.name, 64)
+    scene, log, label = _load_scene(scene_path, width, height)
     bs = int(getattr(renderer, "batch_size", 1))
     sc = _scenario(frames, 10.0, rgb, depth)
     timeline = make_timeline(sc, scene, log, "bench")

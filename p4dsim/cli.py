@@ -571,7 +571,13 @@ def bench(
     scene: Annotated[
         Path | None, typer.Option(help="PLY scene (default: toytown at --width x --height).")
     ] = None,
-    frames: Annotated[int, typer.Option(help="Frames of the end-to-end replay.")] = 256,
+    frames: Annotated[
+        int | None,
+        typer.Option(
+            help="Frames of the end-to-end replay (default: 2048 on a GPU, a long replay's "
+            "steady rate; 64 on the CPU)."
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     width: Annotated[int, typer.Option(help="Image width (pixels).")] = 1242,
     height: Annotated[int, typer.Option(help="Image height (pixels).")] = 375,
