@@ -24,6 +24,23 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def _progress(quiet: bool, *extra_columns):
+    """The commands' rich progress bar on stderr: description, bar, done/total, the first of
+    ``extra_columns``, elapsed time, the rest; silent with ``quiet``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *extra_columns[:1],
+        TimeElapsedColumn(),
+        *extra_columns[1:],
+        console=err_console,
+        disable=quiet,
+    )
+
+
 @app.command()
 def replay(
     scenario_file: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
@@ -42,7 +59,6 @@ def replay(
     ] = False,
 ) -> None:
     """Render a scenario and write the native dataset (manifest.json + Parquet tables)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from p4dsim.replay import replay as run_replay
     from p4dsim.scenario.load import load_scenario
@@ -50,15 +66,7 @@ def replay(
     if device is not None and device not in ("auto", "cpu", "cuda"):
         raise P4DSimError(f"--device must be auto, cpu or cuda, got '{device}'")
     scenario = load_scenario(scenario_file)
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=quiet,
-        transient=False,
-    ) as progress:
+    with _progress(quiet) as progress:
         task = progress.add_task(f"replay {scenario.name}", total=None)
 
         def on_frame(done: int, total: int) -> None:
@@ -368,7 +376,6 @@ def eval_future(
     """Future-frame protocol: build the scene at frame t, render the logged views of t+k,
     compare with the real frames (PSNR, SSIM, depth AbsRel/RMSE vs LiDAR, coverage) next to
     the copy and lidar_warp baselines; writes eval.json and eval.png."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from p4dsim.eval.future import evaluate_future
     from p4dsim.eval.report import markdown_table, plot, summarize, write_json
@@ -398,14 +405,7 @@ def eval_future(
     log = spec.open(Path.cwd(), where=f"--source '{source}'")
     ts = parse_eval_frames(frames, len(log))
     out_dir = out or Path("out") / "eval" / f"{log.dataset}-{log.log_id}".replace("/", "_")
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=quiet,
-    ) as progress:
+    with _progress(quiet) as progress:
         task = progress.add_task("eval future", total=len(ts))
         result = evaluate_future(
             log,
@@ -466,11 +466,7 @@ def augment(
     re-running the same command resumes it."""
     from rich.markup import escape
     from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
         TextColumn,
-        TimeElapsedColumn,
         TimeRemainingColumn,
     )
 
@@ -488,16 +484,7 @@ def augment(
         device=device,
         force=force,
     )
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("shards"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        disable=quiet,
-    ) as progress:
+    with _progress(quiet, TextColumn("shards"), TimeRemainingColumn()) as progress:
         bar = progress.add_task("augment", total=None)
 
         def on_plan(plan, skipped: int) -> None:

@@ -114,21 +114,24 @@ def rotmat_to_quat(R: np.ndarray) -> np.ndarray:
     return q.reshape(R.shape[:-2] + (4,))
 
 
+def hamilton(a: tuple, b: tuple) -> tuple:
+    """Components (w, x, y, z) of the Hamilton product a ⊗ b from the components of a and b
+    (numpy arrays or torch tensors alike)."""
+    aw, ax, ay, az = a
+    bw, bx, by, bz = b
+    return (
+        aw * bw - ax * bx - ay * by - az * bz,
+        aw * bx + ax * bw + ay * bz - az * by,
+        aw * by - ax * bz + ay * bw + az * bx,
+        aw * bz + ax * by - ay * bx + az * bw,
+    )
+
+
 def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Hamilton product a ⊗ b of quaternions [..., 4] (w, x, y, z)."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
-    aw, ax, ay, az = np.moveaxis(a, -1, 0)
-    bw, bx, by, bz = np.moveaxis(b, -1, 0)
-    return np.stack(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ],
-        axis=-1,
-    )
+    return np.stack(hamilton(np.moveaxis(a, -1, 0), np.moveaxis(b, -1, 0)), axis=-1)
 
 
 def project(K: np.ndarray, pts_cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

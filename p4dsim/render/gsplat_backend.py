@@ -82,17 +82,9 @@ def _quat_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Hamilton product of (w, x, y, z) quaternions, broadcasting over leading dims."""
     import torch
 
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack(
-        (
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ),
-        dim=-1,
-    )
+    from p4dsim.geometry import hamilton
+
+    return torch.stack(hamilton(a.unbind(-1), b.unbind(-1)), dim=-1)
 
 
 @dataclass
@@ -111,24 +103,17 @@ class SceneTensors:
     feats: torch.Tensor
     spans: list[tuple[int, int]]
     track_ids: list[str]
+    #: actor index of every actor Gaussian [N - static] (rows from the first span on)
+    actor_index: torch.Tensor | None = None
     #: every actor's Gaussians alone, padded to the largest (padding has zero opacity):
-    #: means/quats/scales [A, M, 3/4/3], opacities [A, M]; sizes [A, 3] box sizes (m)
+    #: means/quats/scales [A, M, 3/4/3], opacities [A, M]
     actor_means: torch.Tensor | None = None
     actor_quats: torch.Tensor | None = None
     actor_scales: torch.Tensor | None = None
     actor_opacities: torch.Tensor | None = None
-    sizes: torch.Tensor | None = None
-
-    def actor_of(self, device) -> torch.Tensor:
-        """Actor index [N - static] of every actor Gaussian (rows from the first span on)."""
-        import torch
-
-        if getattr(self, "_actor_of", None) is None:
-            idx = np.concatenate(
-                [np.full(s1 - s0, a, np.int64) for a, (s0, s1) in enumerate(self.spans)]
-            )
-            self._actor_of = torch.as_tensor(idx, device=device)
-        return self._actor_of
+    #: box sizes [A, 3] (m), and half sizes grown by the labels' tolerance [A, 3] on the GPU
+    box_sizes: np.ndarray | None = None
+    half_grown: torch.Tensor | None = None
 
     @property
     def num_extra(self) -> int:
@@ -315,7 +300,12 @@ class GsplatRenderer(Renderer):
                 ps[i, :n], po[i, :n] = a.gaussians.scales, a.gaussians.opacities
             st.actor_means, st.actor_quats, st.actor_scales = t(pm), t(pq), t(ps)
             st.actor_opacities = t(po)
-            st.sizes = t(np.array([a.size for a in scene.actors], dtype=np.float64))
+            st.actor_index = torch.as_tensor(
+                np.concatenate([np.full(s1 - s0, a, np.int64) for a, (s0, s1) in enumerate(spans)]),
+                device=self.device,
+            )
+            st.box_sizes = np.array([a.size for a in scene.actors], dtype=np.float64)
+            st.half_grown = t(st.box_sizes / 2 + BOX_TOL_M)
         self._cached = (weakref.ref(scene), st)
         return st
 
@@ -354,7 +344,7 @@ class GsplatRenderer(Renderer):
                 present = torch.as_tensor(np.asarray(actor_present, np.float32), device=dev)
                 # every actor Gaussian at once, each with its actor's pose (rows s0: onwards)
                 s0 = st.spans[0][0]
-                ia = st.actor_of(dev)
+                ia = st.actor_index
                 means[:, s0:] = torch.einsum("bnij,nj->bni", R[:, ia], st.means[s0:]) + tr[:, ia]
                 quats[:, s0:] = _quat_mul(q[:, ia], st.quats[None, s0:])
                 opac[:, s0:] *= present[:, ia]
@@ -448,8 +438,7 @@ class GsplatRenderer(Renderer):
             if A:
                 T_ac = inv_pose(poses) @ T_world_cam[:, None]  # T_actor_camera [B, A, 4, 4]
                 pixels, boxes = self._visible_stats(ex[..., CH_ACTORS:], depth, cam.K, T_ac, st)
-                sizes = np.array([a.size for a in scene.actors], dtype=np.float64)
-                alone = self._alone_pixels(st, viewmats, cam, poses, present, T_ac, sizes)
+                alone = self._alone_pixels(st, viewmats, cam, poses, present, T_ac)
             else:
                 pixels = torch.zeros((B, 0), dtype=torch.int64, device=self.device)
                 boxes = torch.zeros((B, 0, 4), dtype=torch.float64, device=self.device)
@@ -503,7 +492,7 @@ class GsplatRenderer(Renderer):
         val, aid = channels.max(dim=-1)
         key = aid + A * torch.arange(B, device=dev).view(B, 1, 1)  # [B, H, W]
         T = self._pose_tensor(T_ac).reshape(B * A, 4, 4)
-        half = (st.sizes / 2 + BOX_TOL_M).repeat(B, 1)  # [B * A, 3]
+        half = st.half_grown.repeat(B, 1)  # [B * A, 3]
         cols = torch.arange(W, device=dev).view(1, 1, W)
         rows = torch.arange(H, device=dev).view(1, H, 1)
         inside = _inside_pixels(depth, cols, rows, K, T, half, key)
@@ -523,7 +512,6 @@ class GsplatRenderer(Renderer):
         poses: np.ndarray,  # [B, A, 4, 4] T_world_actor
         present: np.ndarray,  # [B, A]
         T_ac: np.ndarray,  # [B, A, 4, 4] T_actor_camera
-        sizes: np.ndarray,  # [A, 3] box sizes (m)
     ) -> torch.Tensor:
         """Pixels [B, A] each actor covers rendered alone (opacity > 0.5, surface inside its
         box), as :func:`p4dsim.labels.alone_pixels`. Every (step, actor) in view is drawn in
@@ -543,7 +531,7 @@ class GsplatRenderer(Renderer):
         if len(pb) == 0:
             return out
         # the boxes grown as for the inside test, in the camera: [pairs, 8, 3]
-        local = BOX_CORNER_SIGNS[None] * (sizes[pa] + 2 * BOX_TOL_M)[:, None, :] / 2
+        local = BOX_CORNER_SIGNS[None] * (st.box_sizes[pa] + 2 * BOX_TOL_M)[:, None, :] / 2
         Tw = poses[pb, pa]
         cw = np.einsum("pij,pnj->pni", rot_z(yaw_of(Tw)), local) + Tw[:, None, :3, 3]
         V = viewmats[pb]
@@ -565,7 +553,6 @@ class GsplatRenderer(Renderer):
         M = int(st.actor_means.shape[1])
         # pairs in chunks of at most ~64M window pixels
         chunk = max(1, (64 << 20) // (ww * wh))
-        grow = st.sizes / 2 + BOX_TOL_M
         T_ac_t = self._pose_tensor(T_ac)
         for s0 in range(0, len(pb), chunk):
             sl = slice(s0, s0 + chunk)
@@ -602,7 +589,7 @@ class GsplatRenderer(Renderer):
                 torch.arange(wh, device=dev).view(1, wh, 1) + yo.view(P, 1, 1),
                 cam.K,
                 T_ac_t.reshape(B * A, 4, 4)[key],
-                grow[ia],
+                st.half_grown[ia],
                 torch.arange(P, device=dev).view(P, 1, 1),
             )
             n = ((al[:, 0] > 0.5) & inside).sum(dim=(1, 2))

@@ -28,7 +28,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from p4dsim.geometry import R_FLU_FROM_RDF, box_corners, make_pose, pose_from_xyz_yaw
+from p4dsim.geometry import (
+    BOX_CORNER_SIGNS,
+    R_FLU_FROM_RDF,
+    box_corners,
+    make_pose,
+    pose_from_xyz_yaw,
+)
 from p4dsim.toytown import textures as tx
 from p4dsim.toytown.motion import PlanarMotion, braking_distance, braking_speed
 from p4dsim.toytown.raycast import ray_box, ray_ground, ray_vertical_cylinder
@@ -135,19 +141,7 @@ class _Scene:
 
     def corners(self) -> np.ndarray:
         """Bounding corners [B + C, 8, 3] of every box and cylinder."""
-        local = np.array(
-            [
-                [1, 1, -1],
-                [-1, 1, -1],
-                [-1, -1, -1],
-                [1, -1, -1],
-                [1, 1, 1],
-                [-1, 1, 1],
-                [-1, -1, 1],
-                [1, -1, 1],
-            ],
-            dtype=np.float64,
-        )
+        local = BOX_CORNER_SIGNS
         bc = (
             np.einsum("bij,bkj->bki", self.box_R, local[None] * self.box_h[:, None, :])
             + self.box_c[:, None]
