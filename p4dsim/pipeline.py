@@ -178,7 +178,7 @@ class BackgroundWriter:
         self.writer = writer
         self._q: queue.Queue = queue.Queue(maxsize=max(1, max_pending))
         self._error: BaseException | None = None
-        nw = write_workers or max(1, min(2, (os.cpu_count() or 1) // 4))
+        nw = write_workers or max(1, min(4, (os.cpu_count() or 1) // 4))
         self._pool = ThreadPoolExecutor(max_workers=nw, thread_name_prefix="p4d-parquet")
         self._slots = threading.Semaphore(2 * nw)
         self._shards: list[Future[list]] = []

@@ -150,3 +150,23 @@ def test_encode_rgb_of_a_bgr_view_equals_plain_rgb():
     assert view.strides[-1] < 0 and np.array_equal(view, rgb)
     for fmt in ("png", "jpeg"):
         assert encode_rgb(view, fmt) == encode_rgb(rgb, fmt)
+
+
+def test_parquet_column_settings(tmp_path):
+    """Images stored as they are (JPEG/PNG bytes), depth zstd; no dictionary and no
+    statistics on the image columns, both kept on the others."""
+    out = tmp_path / "ds"
+    w = DatasetWriter(out, rows_per_shard=8)
+    for k in range(3):
+        w.add(_row(k), [])
+    w.commit({"summary": {}})
+    md = pq.ParquetFile(next((out / "frames").glob("*.parquet"))).metadata.row_group(0)
+    cols = {md.column(i).path_in_schema: md.column(i) for i in range(md.num_columns)}
+    assert cols["rgb"].compression == "UNCOMPRESSED"
+    assert cols["depth"].compression == "ZSTD"
+    assert cols["run_id"].compression == "ZSTD"
+    for name in ("rgb", "depth"):
+        assert not cols[name].is_stats_set
+        assert "RLE_DICTIONARY" not in cols[name].encodings
+    assert cols["frame_index"].is_stats_set
+    assert cols["run_id"].has_dictionary_page

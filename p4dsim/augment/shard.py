@@ -79,14 +79,14 @@ class ShardWriter:
     """Streams a shard's rows into one Parquet file per table, one row group per run.
 
     Files are written under temporary names (``.<name>.tmp-<hex>``) and renamed by
-    :meth:`commit`; :meth:`abort` removes them. Settings are fixed (zstd, statistics), so equal
-    rows give equal bytes.
+    :meth:`commit`; :meth:`abort` removes them. Settings are fixed
+    (:func:`~p4dsim.io.dataset.parquet_options`), so equal rows give equal bytes.
     """
 
     def __init__(self, spec: ShardSpec, out_dir: Path):
         import pyarrow.parquet as pq
 
-        from p4dsim.io.dataset import TABLES
+        from p4dsim.io.dataset import TABLES, parquet_options
 
         self.spec = spec
         self.out_dir = Path(out_dir)
@@ -99,9 +99,8 @@ class ShardWriter:
             final.parent.mkdir(parents=True, exist_ok=True)
             tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
             self.tmp[table] = tmp
-            self.writers[table] = pq.ParquetWriter(
-                tmp, self.schemas[table], compression="zstd", write_statistics=True
-            )
+            schema = self.schemas[table]
+            self.writers[table] = pq.ParquetWriter(tmp, schema, **parquet_options(schema))
 
     def add(self, table: str, rows: list[dict[str, Any]]) -> None:
         """Append ``rows`` of ``table`` as one row group (nothing when empty)."""
