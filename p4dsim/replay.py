@@ -135,7 +135,11 @@ def ego_base(scenario: Scenario, scene: Scene4D, log: Log | None, where: str) ->
     return log_base(times, T_scene)
 
 
-def make_timeline(scenario: Scenario, scene: Scene4D, log: Log | None, where: str) -> Timeline:
+def make_timeline(
+    scenario: Scenario, scene: Scene4D, log: Log | None, where: str, metrics: bool = True
+) -> Timeline:
+    """Every pose of one run; ``metrics=False`` leaves the safety metrics to the caller
+    (:func:`timeline_metrics`, e.g. while the first frames render)."""
     times = np.asarray(scenario.times(), dtype=np.float64)
     base = ego_base(scenario, scene, log, where)
     T_ego = ego_poses(scenario.ego, base, times)
@@ -152,25 +156,35 @@ def make_timeline(scenario: Scenario, scene: Scene4D, log: Log | None, where: st
         if m is not None
     }
     kin = ego_kinematics(scenario.ego, base, times)
-    fp = scenario.ego.footprint
-    metrics = frame_metrics_batch(
-        T_ego,
-        ego_v,
-        fp.length_m,
-        fp.width_m,
-        fp.center_x_m,
-        [
-            ActorTrack(a.track_id, actor_poses[a.track_id], a.size, actor_v[a.track_id])
-            for a in scene.actors
-            if a.track_id in actor_poses
-        ],
-    )
     cam = scene.camera
     if scenario.camera.width or scenario.camera.height:
         w = scenario.camera.width or round(cam.width * scenario.camera.height / cam.height)
         h = scenario.camera.height or round(cam.height * w / cam.width)
         cam = cam.with_resolution(w, h)
-    return Timeline(times, T_ego, actor_poses, cam, ego_v, actor_v, kin, metrics)
+    tl = Timeline(times, T_ego, actor_poses, cam, ego_v, actor_v, kin)
+    if metrics:
+        tl.metrics = timeline_metrics(scenario, scene, tl)
+    return tl
+
+
+def timeline_metrics(scenario: Scenario, scene: Scene4D, tl: Timeline) -> list[FrameMetrics]:
+    """Safety metrics per time step of ``tl`` (the ego footprint of ``scenario`` against every
+    actor present)."""
+    fp = scenario.ego.footprint
+    return frame_metrics_batch(
+        tl.T_world_ego,
+        tl.ego_velocity,
+        fp.length_m,
+        fp.width_m,
+        fp.center_x_m,
+        [
+            ActorTrack(
+                a.track_id, tl.actor_poses[a.track_id], a.size, tl.actor_velocity[a.track_id]
+            )
+            for a in scene.actors
+            if a.track_id in tl.actor_poses
+        ],
+    )
 
 
 def render_frame(scene: Scene4D, timeline: Timeline, k: int, renderer: Renderer) -> RenderedFrame:
@@ -325,8 +339,10 @@ def frame_row(
     fr: RenderedFrame,
     base: dict[str, Any],
     output: OutputModel,
+    metrics: list[FrameMetrics] | None = None,
 ) -> dict[str, Any]:
-    """The ``frames`` table row of one rendered frame (see :mod:`p4dsim.io.dataset`)."""
+    """The ``frames`` table row of one rendered frame (see :mod:`p4dsim.io.dataset`);
+    ``metrics``: the run's safety metrics when the timeline has none."""
     k, n = fr.index, len(timeline.times)
     T_ego = timeline.T_world_ego[k]
     if k + 1 < n:
@@ -337,7 +353,8 @@ def frame_row(
         v = np.zeros(3)
     if timeline.ego_velocity is not None:
         v = timeline.ego_velocity[k]
-    m = timeline.metrics[k] if timeline.metrics is not None else None
+    metrics = timeline.metrics if metrics is None else metrics
+    m = metrics[k] if metrics is not None else None
     kin = timeline.kinematics
     cam = timeline.camera
     return {
@@ -381,15 +398,17 @@ def iter_rows(
     per time step. The scene is not modified, so one scene serves many variants."""
     from p4dsim.pipeline import ordered_map, render_batches
 
-    timeline = make_timeline(scenario, scene, log, where)
-    with ThreadPoolExecutor(1, thread_name_prefix="p4d-labels") as pool:
-        # the pose-only label values are computed while the first batches render
+    timeline = make_timeline(scenario, scene, log, where, metrics=False)
+    with ThreadPoolExecutor(2, thread_name_prefix="p4d-labels") as pool:
+        # the pose-only label values and the safety metrics are computed while the first
+        # batches render
         geom_f = pool.submit(label_geometry, scene, timeline)
+        metrics_f = pool.submit(timeline_metrics, scenario, scene, timeline)
 
         def rows(fr: RenderedFrame) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             base = {"run_id": run_id, "variant_id": variant_id, "frame_index": fr.index}
             return (
-                frame_row(scene, timeline, fr, base, scenario.output),
+                frame_row(scene, timeline, fr, base, scenario.output, metrics_f.result()),
                 actor_rows(scene, timeline, fr, base, fr.alone, geom_f.result()),
             )
 
