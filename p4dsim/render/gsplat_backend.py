@@ -181,31 +181,76 @@ class GsplatRenderer(Renderer):
         backgrounds: torch.Tensor | None,  # [..., C, D]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """gsplat with p4dsim's settings; returns (feats [..., C, H, W, D], depth [..., C, H, W],
-        alpha [..., C, H, W])."""
-        from gsplat import rasterization
+        alpha [..., C, H, W]).
+
+        The steps of gsplat's ``rasterization`` (render_mode "RGB+ED", non-packed, classic,
+        pinhole) called one by one, for two reasons: the host waits for the projection with
+        the interpreter lock released (gsplat's tile intersection synchronises inside its C++
+        call, holding the lock, which stalls every other thread of a replay), and colour,
+        extra channels and depth are written into one buffer already padded to a channel
+        count the kernel supports (``rasterization`` concatenates, then pads: two copies of
+        [..., C, N, channels])."""
+        import torch
+        from gsplat.cuda._wrapper import (
+            fully_fused_projection,
+            isect_offset_encode,
+            isect_tiles,
+            rasterize_to_pixels,
+        )
 
         s = self.settings
-        colors, alphas, _ = rasterization(
+        t = int(s.tile_size)
+        batch = tuple(means.shape[:-2])
+        N, D = int(means.shape[-2]), int(feats.shape[-1])
+        C = int(viewmats.shape[-3])
+        radii, means2d, depths, conics, _ = fully_fused_projection(
             means,
+            None,
             quats,
             scales,
-            opacities,
-            feats,
             viewmats,
             Ks,
             int(width),
             int(height),
+            eps2d=float(s.eps2d),
             near_plane=float(s.near),
             far_plane=float(s.far),
-            eps2d=float(s.eps2d),
             packed=False,
-            tile_size=int(s.tile_size),
-            backgrounds=backgrounds,
-            render_mode="RGB+ED",
-            rasterize_mode="classic",
+            calc_compensations=False,
             camera_model="pinhole",
+            opacities=opacities,
         )
-        return colors[..., :-1], colors[..., -1], alphas[..., 0]
+        _wait_for_stream()
+        tw, th = -(-int(width) // t), -(-int(height) // t)
+        n_images = C * int(np.prod(batch, dtype=np.int64))
+        _, isect_ids, flatten_ids = isect_tiles(
+            means2d, radii, depths, t, tw, th, packed=False, n_images=n_images
+        )
+        offsets = isect_offset_encode(isect_ids, n_images, tw, th).reshape(batch + (C, th, tw))
+        ch = _kernel_channels(D + 1)
+        colors = torch.empty(batch + (C, N, ch), dtype=torch.float32, device=means.device)
+        colors[..., :D] = feats[..., None, :, :]
+        colors[..., D] = depths
+        colors[..., D + 1 :] = 0.0
+        bgs = None
+        if backgrounds is not None:
+            bgs = torch.zeros(batch + (C, ch), dtype=torch.float32, device=means.device)
+            bgs[..., :D] = backgrounds
+        out, alpha = rasterize_to_pixels(
+            means2d,
+            conics,
+            colors,
+            torch.broadcast_to(opacities[..., None, :], batch + (C, N)),
+            int(width),
+            int(height),
+            t,
+            offsets,
+            flatten_ids,
+            backgrounds=bgs,
+            packed=False,
+        )
+        alpha = alpha[..., 0]
+        return out[..., :D], out[..., D] / alpha.clamp(min=1e-10), alpha
 
     # -- Renderer interface ----------------------------------------------------------------
     def render(
@@ -650,6 +695,34 @@ def _label_stats(vid: torch.Tensor, A: int) -> tuple[torch.Tensor, torch.Tensor]
     return torch.stack(counts, dim=1), torch.stack(boxes, dim=1)
 
 
+#: colour channel counts gsplat's rasterization kernel is built for (others are padded)
+_KERNEL_CHANNELS = frozenset(
+    {1, 2, 3, 4, 5, 8, 9, 16, 17, 32, 33, 64, 65, 128, 129, 256, 257, 512, 513}
+)
+
+
+def _kernel_channels(n: int) -> int:
+    """The channel count gsplat rasterizes ``n`` channels with: ``n`` itself when its kernel is
+    built for it, else the next power of two (gsplat pads to it)."""
+    if n in _KERNEL_CHANNELS:
+        return n
+    if n > 513:
+        raise BackendUnavailableError(
+            f"gsplat rasterizes at most 513 channels; this scene needs {n} (too many actors)"
+        )
+    return 1 << (n - 1).bit_length()
+
+
+def _wait_for_stream() -> None:
+    """Block until the current CUDA stream's work is done, sleeping with the interpreter lock
+    released (a blocking event: no spinning core)."""
+    import torch
+
+    done = torch.cuda.Event(blocking=True)
+    done.record()
+    done.synchronize()
+
+
 def _to_host(*tensors: torch.Tensor) -> list[np.ndarray]:
     """Copy CUDA tensors to fresh pinned host memory (torch's caching host allocator reuses
     blocks once the arrays are gone) with one synchronisation; numpy views of them."""
@@ -660,10 +733,7 @@ def _to_host(*tensors: torch.Tensor) -> list[np.ndarray]:
         h = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
         h.copy_(t, non_blocking=True)
         host.append(h)
-    # a blocking event: the thread sleeps instead of spinning a core while the copies finish
-    done = torch.cuda.Event(blocking=True)
-    done.record()
-    done.synchronize()
+    _wait_for_stream()
     return [h.numpy() for h in host]
 
 
