@@ -20,7 +20,7 @@ import numpy as np
 from p4dsim import __version__
 from p4dsim.errors import ConfigError
 from p4dsim.geometry import inv_pose, yaw_of
-from p4dsim.io.codecs import encode_depth, encode_rgb
+from p4dsim.io.codecs import depth_buffer, rgb_buffer
 from p4dsim.io.dataset import DatasetWriter
 from p4dsim.io.export import export_dataset
 from p4dsim.labels import (
@@ -369,9 +369,9 @@ def frame_row(
         "ego_speed": float(np.linalg.norm(v[:2])),
         "rgb": fr.encoded_rgb[1]
         if fr.encoded_rgb is not None and fr.encoded_rgb[0] == output.rgb
-        else encode_rgb(fr.rgb, output.rgb, output.jpeg_quality),
+        else rgb_buffer(fr.rgb, output.rgb, output.jpeg_quality),
         "rgb_format": output.rgb,
-        "depth": encode_depth(fr.depth, output.depth),
+        "depth": depth_buffer(fr.depth, output.depth),
         "depth_format": output.depth,
         "alpha_mean": fr.alpha_mean if fr.alpha is None else float(fr.alpha.mean()),
         "coverage": fr.coverage,

@@ -138,6 +138,9 @@ def test_rows_to_table_equals_from_pylist():
     for part in (frames, frames[:2], frames[3:]):
         a = rows_to_table(part, TABLES["frames"])
         assert a.equals(pa.Table.from_pylist(part, schema=TABLES["frames"]))
+    # the replay's rows hold memoryviews of the encoders' buffers: same table as bytes
+    views = [{**fr, "rgb": memoryview(np.frombuffer(fr["rgb"], np.uint8).copy())} for fr in frames]
+    assert rows_to_table(views, TABLES["frames"]).equals(rows_to_table(frames, TABLES["frames"]))
 
 
 def test_encode_rgb_of_a_bgr_view_equals_plain_rgb():
@@ -150,6 +153,26 @@ def test_encode_rgb_of_a_bgr_view_equals_plain_rgb():
     assert view.strides[-1] < 0 and np.array_equal(view, rgb)
     for fmt in ("png", "jpeg"):
         assert encode_rgb(view, fmt) == encode_rgb(rgb, fmt)
+
+
+def test_buffers_hold_the_encoded_bytes():
+    """The replay's row values (views, no copy under the interpreter lock) hold exactly the
+    bytes of the public encoders, and own their memory (the source may be reused)."""
+    from p4dsim.io.codecs import depth_buffer, rgb_buffer
+
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(0, 256, (12, 17, 3), dtype=np.uint8)
+    for fmt in ("png", "jpeg"):
+        assert rgb_buffer(rgb, fmt).tobytes() == encode_rgb(rgb, fmt)
+    depth = rng.uniform(0.5, 80.0, (12, 17)).astype(np.float32)
+    depth[0, :3] = (0.0, np.inf, np.nan)
+    for fmt in ("float16", "png16"):
+        assert depth_buffer(depth, fmt).tobytes() == encode_depth(depth, fmt)
+    half = depth.astype(np.float16)
+    view = depth_buffer(half, "float16")
+    expect = half.tobytes()
+    half[:] = 0
+    assert view.tobytes() == expect and len(view) == half.nbytes
 
 
 def test_parquet_column_settings(tmp_path):

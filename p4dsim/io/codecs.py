@@ -16,6 +16,12 @@ DepthFormat = Literal["float16", "png16"]
 def encode_rgb(rgb: np.ndarray, fmt: RgbFormat = "png", jpeg_quality: int = 95) -> bytes:
     """uint8 [H, W, 3] RGB -> PNG or JPEG bytes. An RGB view of a contiguous BGR image (as
     the GPU renderer hands back) is encoded without a colour conversion."""
+    return bytes(rgb_buffer(rgb, fmt, jpeg_quality))
+
+
+def rgb_buffer(rgb: np.ndarray, fmt: RgbFormat = "png", jpeg_quality: int = 95) -> memoryview:
+    """:func:`encode_rgb` without its final copy: a view of OpenCV's output (the replay's rows
+    hold these; Parquet copies them once, with the interpreter lock released)."""
     rev = rgb[..., ::-1]
     if rgb.ndim == 3 and rgb.strides[-1] < 0 and rev.flags.c_contiguous:
         bgr = rev
@@ -29,7 +35,7 @@ def encode_rgb(rgb: np.ndarray, fmt: RgbFormat = "png", jpeg_quality: int = 95) 
         raise ConfigError(f"unknown rgb format '{fmt}' (use png or jpeg)")
     if not ok:
         raise RuntimeError("OpenCV failed to encode an image")
-    return buf.tobytes()
+    return memoryview(buf.reshape(-1))
 
 
 def decode_rgb(data: bytes) -> np.ndarray:
@@ -40,15 +46,23 @@ def decode_rgb(data: bytes) -> np.ndarray:
 
 def encode_depth(depth: np.ndarray, fmt: DepthFormat = "float16") -> bytes:
     """float32 [H, W] metres (inf = sky, 0 = none) -> bytes."""
+    return bytes(depth_buffer(depth, fmt))
+
+
+def depth_buffer(depth: np.ndarray, fmt: DepthFormat = "float16") -> memoryview:
+    """:func:`encode_depth` as a view of a fresh buffer: float16 is copied by numpy, which
+    releases the interpreter lock (``tobytes`` holds it for the whole copy of a megabyte)."""
     if fmt == "float16":
-        return np.ascontiguousarray(depth, dtype="<f2").tobytes()
+        return memoryview(
+            np.array(depth, dtype="<f2", order="C", copy=True).reshape(-1).view(np.uint8)
+        )
     if fmt == "png16":
         d = np.where(np.isfinite(depth), depth, 0.0) * 256.0
         d = np.clip(np.round(d), 0, 65535).astype(np.uint16)
         ok, buf = cv2.imencode(".png", d)
         if not ok:
             raise RuntimeError("OpenCV failed to encode a depth image")
-        return buf.tobytes()
+        return memoryview(buf.reshape(-1))
     raise ConfigError(f"unknown depth format '{fmt}' (use float16 or png16)")
 
 

@@ -113,14 +113,14 @@ def rows_to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
             np.cumsum(lens, out=offsets[1:])
             flat = np.fromiter((x for v in vals for x in v), np.float64, int(offsets[-1]))
             cols[f.name] = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat), type=f.type)
-        elif pa.types.is_binary(f.type) and all(isinstance(v, bytes) for v in vals):
+        elif pa.types.is_binary(f.type) and all(isinstance(v, bytes | memoryview) for v in vals):
             cols[f.name] = _binary_array(vals)
         else:
             cols[f.name] = pa.array(vals, type=f.type)
     return pa.Table.from_pydict(cols, schema=schema)
 
 
-def _binary_array(vals: list[bytes]) -> pa.Array:
+def _binary_array(vals: list[bytes | memoryview]) -> pa.Array:
     """A binary array of ``vals`` copied into one buffer from Arrow's memory pool (which
     reuses memory, where converting the objects one by one faults in fresh pages: encoded
     images make these columns hundreds of megabytes per shard)."""
