@@ -140,12 +140,15 @@ class LabelGeometry:
     """Label values that follow from poses alone, for time steps ``ks`` [K] of a timeline and
     every actor of the scene [A] (computed at once, vectorised):
 
-    present [K, A] bool (the actor has a pose; removed actors do not); center_camera
-    [K, A, 3] m; yaw_camera [K, A] rad (heading about the camera's up axis from +x);
-    distance_m [K, A]; truncation [K, A] (NaN: none); speed [K, A] m/s (ground plane)."""
+    present [K, A] bool (the actor has a pose; removed actors do not); center_world [K, A, 3]
+    m and yaw_world [K, A] rad (its pose; zeros when absent); center_camera [K, A, 3] m;
+    yaw_camera [K, A] rad (heading about the camera's up axis from +x); distance_m [K, A];
+    truncation [K, A] (NaN: none); speed [K, A] m/s (ground plane)."""
 
     ks: np.ndarray
     present: np.ndarray
+    center_world: np.ndarray
+    yaw_world: np.ndarray
     center_camera: np.ndarray
     yaw_camera: np.ndarray
     distance_m: np.ndarray
@@ -201,6 +204,8 @@ def label_geometry(scene, timeline, ks: np.ndarray | list[int] | None = None) ->
     return LabelGeometry(
         ks=ks,
         present=present,
+        center_world=T[..., :3, 3],
+        yaw_world=yaw,
         center_camera=c_cam,
         yaw_camera=np.arctan2(-fwd[..., 2], fwd[..., 0]),
         distance_m=np.linalg.norm(c_cam, axis=-1),

@@ -6,6 +6,7 @@ time step at a time and streamed into the dataset writer.
 
 from __future__ import annotations
 
+import math
 import platform
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ import numpy as np
 
 from p4dsim import __version__
 from p4dsim.errors import ConfigError
-from p4dsim.geometry import inv_pose, yaw_of
+from p4dsim.geometry import inv_pose
 from p4dsim.io.codecs import depth_buffer, rgb_buffer
 from p4dsim.io.dataset import DatasetWriter
 from p4dsim.io.export import export_dataset
@@ -275,25 +276,35 @@ def actor_rows(
     if geom is None:
         geom = label_geometry(scene, timeline, [fr.index])
     r = geom.row_of(fr.index)
-    rows = []
     cam = timeline.camera
+    # one conversion to Python numbers per frame (not one per value)
+    c_world, yaw_world = geom.center_world[r].tolist(), geom.yaw_world[r].tolist()
+    c_cam, yaw_cam = geom.center_camera[r].tolist(), geom.yaw_camera[r].tolist()
+    dist, speed = geom.distance_m[r].tolist(), geom.speed[r].tolist()
+    truncs = geom.truncation[r].tolist()
+    alone_n = alone.tolist() if alone is not None else None
+    gpu = fr.actor_pixels is not None and fr.actor_boxes is not None  # from the GPU renderer
+    if gpu:
+        pixels = fr.actor_pixels.tolist()
+        boxes = np.asarray(fr.actor_boxes, dtype=np.float64).tolist()
+    rows = []
     for i, actor in enumerate(scene.actors):
         if not geom.present[r, i]:
             continue
-        T = timeline.actor_poses[actor.track_id][fr.index]
-        if fr.actor_pixels is not None and fr.actor_boxes is not None:  # from the GPU renderer
-            n_vis = int(fr.actor_pixels[i])
-            box2d = np.asarray(fr.actor_boxes[i], dtype=np.float64).tolist() if n_vis else None
+        if gpu:
+            n_vis = int(pixels[i])
+            box2d = boxes[i] if n_vis else None
         else:
             # The actor's mask, limited to rendered surface within its 3D box.
+            T = timeline.actor_poses[actor.track_id][fr.index]
             mask = (fr.actor_masks[..., i] > 0.5) & inside_box_mask(
                 fr.depth, cam.K, timeline.T_world_camera[fr.index], T, actor.size
             )
             n_vis = int(mask.sum())
             box2d = box2d_from_mask(mask) if n_vis else None
         # Every visible pixel is covered by the actor: the alone count is at least it.
-        n_alone = max(int(alone[i]), n_vis) if alone is not None else 0
-        trunc = float(geom.truncation[r, i])
+        n_alone = max(int(alone_n[i]), n_vis) if alone_n is not None else 0
+        trunc = truncs[i]
         rows.append(
             {
                 **base,
@@ -301,17 +312,17 @@ def actor_rows(
                 "label": actor.label,
                 "source": actor.source,
                 "confidence": float(actor.confidence),
-                "center_world": T[:3, 3].tolist(),
-                "yaw_world": float(yaw_of(T)),
+                "center_world": c_world[i],
+                "yaw_world": yaw_world[i],
                 "size": np.asarray(actor.size, dtype=np.float64).tolist(),
-                "center_camera": geom.center_camera[r, i].tolist(),
-                "yaw_camera": float(geom.yaw_camera[r, i]),
+                "center_camera": c_cam[i],
+                "yaw_camera": yaw_cam[i],
                 "box2d": box2d,
                 "visible_pixels": n_vis,
                 "visible_fraction": n_vis / n_alone if n_alone > 0 else None,
-                "truncation": None if np.isnan(trunc) else trunc,
-                "distance_m": float(geom.distance_m[r, i]),
-                "speed": float(geom.speed[r, i]),
+                "truncation": None if math.isnan(trunc) else trunc,
+                "distance_m": dist[i],
+                "speed": speed[i],
             }
         )
     return rows
@@ -366,7 +377,7 @@ def frame_row(
         "K": _flat(cam.K),
         "T_world_camera": _flat(timeline.T_world_camera[k]),
         "T_world_ego": _flat(T_ego),
-        "ego_speed": float(np.linalg.norm(v[:2])),
+        "ego_speed": math.hypot(float(v[0]), float(v[1])),
         "rgb": fr.encoded_rgb[1]
         if fr.encoded_rgb is not None and fr.encoded_rgb[0] == output.rgb
         else rgb_buffer(fr.rgb, output.rgb, output.jpeg_quality),

@@ -179,6 +179,8 @@ def test_label_geometry_matches_per_actor_reference(toytown):
             if P is None:
                 continue
             T = P[k]
+            np.testing.assert_array_equal(geom.center_world[k, i], T[:3, 3])
+            assert geom.yaw_world[k, i] == pytest.approx(np.arctan2(T[1, 0], T[0, 0]), abs=1e-12)
             c = Tcw[:3, :3] @ T[:3, 3] + Tcw[:3, 3]
             np.testing.assert_allclose(geom.center_camera[k, i], c, atol=1e-9)
             fwd = Tcw[:3, :3] @ T[:3, 0]

@@ -1,4 +1,5 @@
-"""The CUDA backend: gsplat 1.5.3's ``rasterization``, batched over cameras and time steps.
+"""The CUDA backend: gsplat 1.5.3's kernels (the steps of its ``rasterization``, see
+:meth:`GsplatRenderer.rasterize`), batched over cameras and time steps.
 
 Same pictures as :class:`~p4dsim.render.cpu.CpuRenderer` (render_mode "RGB+ED", packed=False,
 rasterize_mode "classic", pinhole, the settings' ``eps2d``/near/far/tile size); extra
