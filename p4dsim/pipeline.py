@@ -182,6 +182,7 @@ class BackgroundWriter:
         self._pool = ThreadPoolExecutor(max_workers=nw, thread_name_prefix="p4d-parquet")
         self._slots = threading.Semaphore(2 * nw)
         self._shards: list[Future[list]] = []
+        self._checked = 0  # shards before this one finished without error
         self._thread = threading.Thread(target=self._run, daemon=True, name="p4d-writer")
         self._thread.start()
 
@@ -203,6 +204,14 @@ class BackgroundWriter:
         self._slots.acquire()
         self._shards.append(self._pool.submit(self._write_shard, len(self._shards), frames, actors))
 
+    def _raise_early(self) -> None:
+        """Raise the error of a finished shard, checking each shard once it is done."""
+        while self._checked < len(self._shards) and self._shards[self._checked].done():
+            exc = self._shards[self._checked].exception()
+            if exc is not None:
+                raise exc
+            self._checked += 1
+
     def _run(self) -> None:
         frames: list[dict] = []
         actors: list[dict] = []
@@ -219,9 +228,7 @@ class BackgroundWriter:
                 if len(frames) >= per_shard:
                     self._submit(frames, actors)
                     frames, actors = [], []
-                for f in self._shards:  # surface errors early
-                    if f.done() and f.exception() is not None:
-                        raise f.exception()  # type: ignore[misc]
+                    self._raise_early()
             except BaseException as exc:
                 self._error = exc
         if frames and self._error is None:
@@ -244,7 +251,7 @@ class BackgroundWriter:
                 self.writer.shards.extend(f.result())
             except BaseException as exc:
                 self._error = self._error or exc
-        self._shards = []
+        self._shards, self._checked = [], 0
         self._pool.shutdown(wait=True)
 
     def commit(self, manifest: dict[str, Any]) -> Any:
