@@ -168,19 +168,25 @@ def make_timeline(
     return tl
 
 
-def timeline_metrics(scenario: Scenario, scene: Scene4D, tl: Timeline) -> list[FrameMetrics]:
-    """Safety metrics per time step of ``tl`` (the ego footprint of ``scenario`` against every
-    actor present)."""
+def timeline_metrics(
+    scenario: Scenario, scene: Scene4D, tl: Timeline, steps: slice | None = None
+) -> list[FrameMetrics]:
+    """Safety metrics per time step of ``tl`` (or of its ``steps``): the ego footprint of
+    ``scenario`` against every actor present."""
+    sl = steps if steps is not None else slice(None)
     fp = scenario.ego.footprint
     return frame_metrics_batch(
-        tl.T_world_ego,
-        tl.ego_velocity,
+        tl.T_world_ego[sl],
+        tl.ego_velocity[sl],
         fp.length_m,
         fp.width_m,
         fp.center_x_m,
         [
             ActorTrack(
-                a.track_id, tl.actor_poses[a.track_id], a.size, tl.actor_velocity[a.track_id]
+                a.track_id,
+                tl.actor_poses[a.track_id][sl],
+                a.size,
+                tl.actor_velocity[a.track_id][sl],
             )
             for a in scene.actors
             if a.track_id in tl.actor_poses
@@ -350,10 +356,10 @@ def frame_row(
     fr: RenderedFrame,
     base: dict[str, Any],
     output: OutputModel,
-    metrics: list[FrameMetrics] | None = None,
+    metric: FrameMetrics | None = None,
 ) -> dict[str, Any]:
     """The ``frames`` table row of one rendered frame (see :mod:`p4dsim.io.dataset`);
-    ``metrics``: the run's safety metrics when the timeline has none."""
+    ``metric``: this step's safety metrics (default: the timeline's)."""
     k, n = fr.index, len(timeline.times)
     T_ego = timeline.T_world_ego[k]
     if k + 1 < n:
@@ -364,8 +370,9 @@ def frame_row(
         v = np.zeros(3)
     if timeline.ego_velocity is not None:
         v = timeline.ego_velocity[k]
-    metrics = timeline.metrics if metrics is None else metrics
-    m = metrics[k] if metrics is not None else None
+    m = metric
+    if m is None and timeline.metrics is not None:
+        m = timeline.metrics[k]
     kin = timeline.kinematics
     cam = timeline.camera
     return {
@@ -410,22 +417,42 @@ def iter_rows(
     from p4dsim.pipeline import ordered_map, render_batches
 
     timeline = make_timeline(scenario, scene, log, where, metrics=False)
+    n = len(timeline.times)
     with ThreadPoolExecutor(2, thread_name_prefix="p4d-labels") as pool:
         # the pose-only label values and the safety metrics are computed while the first
-        # batches render
-        geom_f = pool.submit(label_geometry, scene, timeline)
-        metrics_f = pool.submit(timeline_metrics, scenario, scene, timeline)
+        # batches render, in chunks: the first rows wait only for their own chunk
+        chunks = [
+            pool.submit(_label_chunk, scenario, scene, timeline, s, min(s + LABEL_CHUNK, n))
+            for s in range(0, n, LABEL_CHUNK)
+        ]
 
         def rows(fr: RenderedFrame) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+            geom, metrics = chunks[fr.index // LABEL_CHUNK].result()
             base = {"run_id": run_id, "variant_id": variant_id, "frame_index": fr.index}
             return (
-                frame_row(scene, timeline, fr, base, scenario.output, metrics_f.result()),
-                actor_rows(scene, timeline, fr, base, fr.alone, geom_f.result()),
+                frame_row(
+                    scene, timeline, fr, base, scenario.output, metrics[fr.index % LABEL_CHUNK]
+                ),
+                actor_rows(scene, timeline, fr, base, fr.alone, geom),
             )
 
         # rendering runs ahead in batches; rows (with encoding) are built in a thread pool,
         # in order
         yield from ordered_map(rows, render_batches(scene, timeline, renderer, scenario.output))
+
+
+#: time steps per chunk of label geometry and safety metrics computed in the background
+LABEL_CHUNK = 128
+
+
+def _label_chunk(
+    scenario: Scenario, scene: Scene4D, timeline: Timeline, start: int, stop: int
+) -> tuple[LabelGeometry, list[FrameMetrics]]:
+    """Label geometry and safety metrics of time steps [start, stop)."""
+    return (
+        label_geometry(scene, timeline, np.arange(start, stop)),
+        timeline_metrics(scenario, scene, timeline, slice(start, stop)),
+    )
 
 
 def replay(

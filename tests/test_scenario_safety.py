@@ -117,3 +117,33 @@ def test_brake_behaviour_file_collides_at_analytic_time(toytown):
     tl = make_timeline(sc, scene, log, "test")
     k = first_collision_frame(tl)
     assert k is not None and abs(k - math.ceil(t_c * FPS - 1e-9)) <= 1, (k, t_c)
+
+
+def test_rows_carry_each_steps_metrics_and_labels_in_chunks(toytown, monkeypatch):
+    """The replay computes label geometry and safety metrics in chunks of time steps while
+    rendering; every row still carries its own step's values (chunks of 4 over 46 steps)."""
+    import p4dsim.replay as rp
+    from p4dsim.labels import label_geometry
+    from p4dsim.render import get_renderer
+
+    log, scene = toytown
+    monkeypatch.setattr(rp, "LABEL_CHUNK", 4)
+    sc = scenario("constant_velocity")
+    tl = make_timeline(sc, scene, log, "test")
+    geom = label_geometry(scene, tl)
+    n = 0
+    for row, actors in rp.iter_rows(scene, log, sc, get_renderer("cpu"), "r"):
+        k = row["frame_index"]
+        m = tl.metrics[k]
+        assert (row["collision"], row["min_distance_m"], row["ttc_s"]) == (
+            m.collision,
+            m.min_distance_m,
+            m.ttc_s,
+        )
+        for a in actors:
+            i = [x.track_id for x in scene.actors].index(a["track_id"])
+            assert a["center_camera"] == geom.center_camera[k, i].tolist()
+            assert a["speed"] == geom.speed[k, i]
+        n += 1
+    assert n == len(tl.times) == 46
+    assert any(tl.metrics[k].collision for k in range(n))
