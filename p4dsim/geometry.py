@@ -175,3 +175,17 @@ def box_corners(center: np.ndarray, size: np.ndarray, yaw: float) -> np.ndarray:
     """
     local = BOX_CORNER_SIGNS * np.asarray(size, dtype=np.float64) / 2
     return local @ rot_z(yaw).T + np.asarray(center, dtype=np.float64)
+
+
+def ray_box_interval(
+    origin: np.ndarray, dirs: np.ndarray, half: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Slab test of rays ``origin + t * dirs`` (box frame; origin [3], dirs [n, 3]) against the
+    axis-aligned box of half sizes ``half`` [3] centred at the origin of that frame: (tmin [n],
+    tmax [n]), the ray parameters where each ray enters and leaves the box's slabs. A ray meets
+    the box where ``tmax >= max(tmin, 0)``; axis-parallel rays ignore the slabs they never
+    cross (NaN ratios skipped)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t1 = (-half - origin) / dirs
+        t2 = (half - origin) / dirs
+    return np.nanmax(np.minimum(t1, t2), axis=1), np.nanmin(np.maximum(t1, t2), axis=1)

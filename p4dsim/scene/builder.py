@@ -19,7 +19,13 @@ import cv2
 import numpy as np
 
 from p4dsim.errors import ConfigError
-from p4dsim.geometry import inv_pose, pose_from_xyz_yaw, rotmat_to_quat, transform_points
+from p4dsim.geometry import (
+    inv_pose,
+    pose_from_xyz_yaw,
+    ray_box_interval,
+    rotmat_to_quat,
+    transform_points,
+)
 from p4dsim.scene.depth import (
     complete_depth,
     detect_sky,
@@ -243,12 +249,7 @@ def _ray_hits_box(
         return out, push
     o = np.asarray(T_box_camera, dtype=np.float64)[:3, 3]
     dr = local[cand].astype(np.float64) - o  # t = 1 at the point
-    half = np.asarray(size, dtype=np.float64) / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t1 = (-half - o) / dr
-        t2 = (half - o) / dr
-    tmin = np.nanmax(np.minimum(t1, t2), axis=1)
-    tmax = np.nanmin(np.maximum(t1, t2), axis=1)
+    tmin, tmax = ray_box_interval(o, dr, np.asarray(size, dtype=np.float64) / 2)
     hit = (tmax >= np.maximum(tmin, 0)) & (tmin > 0)
     ok = hit & (tmin * (1 - tol) <= 1.0) & (1.0 <= tmax)
     out[cand] = ok

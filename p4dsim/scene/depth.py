@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from numba import njit, prange
 
-from p4dsim.geometry import inv_pose, transform_points
+from p4dsim.geometry import inv_pose, ray_box_interval, rot_z, transform_points
 from p4dsim.types import Camera
 
 
@@ -312,16 +312,10 @@ def ray_box_depths(camera: Camera, boxes: list, grow: float = 0.0) -> tuple[np.n
     entry = np.full(H * W, np.inf)
     exit_ = np.zeros(H * W)
     for b in boxes:
-        c, s = np.cos(b.yaw), np.sin(b.yaw)
-        R = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+        R = rot_z(b.yaw)
         o = R.T @ (o_e - np.asarray(b.center, dtype=np.float64))
         dr = rays_e @ R  # ray directions in the box frame
-        half = np.asarray(b.size, dtype=np.float64) / 2 + grow
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t1 = (-half - o) / dr
-            t2 = (half - o) / dr
-        tmin = np.nanmax(np.minimum(t1, t2), axis=1)
-        tmax = np.nanmin(np.maximum(t1, t2), axis=1)
+        tmin, tmax = ray_box_interval(o, dr, np.asarray(b.size, dtype=np.float64) / 2 + grow)
         ok = (tmax >= np.maximum(tmin, 0)) & (tmax > 0)
         entry = np.where(ok, np.minimum(entry, np.maximum(tmin, 1e-3)), entry)
         exit_ = np.where(ok, np.maximum(exit_, tmax), exit_)
