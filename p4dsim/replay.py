@@ -362,14 +362,14 @@ def frame_row(
     ``metric``: this step's safety metrics (default: the timeline's)."""
     k, n = fr.index, len(timeline.times)
     T_ego = timeline.T_world_ego[k]
-    if k + 1 < n:
+    if timeline.ego_velocity is not None:
+        v = timeline.ego_velocity[k]
+    elif k + 1 < n:
         v = (timeline.T_world_ego[k + 1, :3, 3] - T_ego[:3, 3]) / (timeline.times[k + 1] - fr.t)
     elif k > 0:
         v = (T_ego[:3, 3] - timeline.T_world_ego[k - 1, :3, 3]) / (fr.t - timeline.times[k - 1])
     else:
         v = np.zeros(3)
-    if timeline.ego_velocity is not None:
-        v = timeline.ego_velocity[k]
     m = metric
     if m is None and timeline.metrics is not None:
         m = timeline.metrics[k]
