@@ -43,4 +43,5 @@ class NuScenesAdapter(Adapter):
             scene=options.scene,
             camera=options.camera,
             lidar_sweeps=options.lidar_sweeps,
+            width=options.width,
         )

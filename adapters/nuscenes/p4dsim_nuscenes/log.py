@@ -1,7 +1,8 @@
 """``NuScenesLog``: one scene of a nuScenes release as a p4dsim :class:`~p4dsim.types.Log`.
 
 * Frames are the scene's keyframes (samples, 2 Hz), in order; a frame's image is the
-  ``camera`` channel's keyframe JPEG (nuScenes images are undistorted pinhole images).
+  ``camera`` channel's keyframe JPEG (nuScenes images are undistorted pinhole images),
+  resampled to ``width`` when that option is given.
 * Ego frame = nuScenes' ego (vehicle body) frame, which is already p4dsim's (x forward, y left,
   z up); world = nuScenes' global map frame. ``T_world_ego`` is the ego pose at the camera's
   timestamp and ``T_ego_camera`` the camera's calibrated_sensor record (camera axes OpenCV).
@@ -80,9 +81,11 @@ class NuScenesLog(Log):
         scene: str | None = None,
         camera: str = "CAM_FRONT",
         lidar_sweeps: int = 1,
+        width: int | None = None,
     ):
         self.root, self.version = Path(root), version
         self.camera_channel, self.lidar_sweeps = camera, int(lidar_sweeps)
+        self.width = width
         self.nusc = open_nuscenes(self.root, version)
         by_name = {s["name"]: s for s in self.nusc.scene}
         names = ", ".join(sorted(by_name)) or "none"
@@ -329,13 +332,20 @@ class NuScenesLog(Log):
         i = self.check_index(index)
         sd = self.cam_sd[i]
         image = self._image(sd, i)
+        camera = self.camera(i, image.shape[1], image.shape[0])
+        if self.width is not None and self.width != image.shape[1]:
+            import cv2
+
+            h = max(1, round(image.shape[0] * self.width / image.shape[1]))
+            image = cv2.resize(image, (self.width, h), interpolation=cv2.INTER_AREA)
+            camera = camera.with_resolution(self.width, h)
         T_world_ego = self._ego_pose(sd)
         notes: list[str] = []
         lidar = self._lidar(i, T_world_ego, notes)
         boxes, cats = self.boxes(i, T_world_ego)
         return Frame(
             image=image,
-            camera=self.camera(i, image.shape[1], image.shape[0]),
+            camera=camera,
             lidar=lidar,
             boxes=boxes,
             T_world_ego=T_world_ego,
