@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import SCENE, VERSION, linked_copy
+from nus_helpers import SCENE, VERSION, linked_copy
 from p4dsim_nuscenes.lidar import load_pcd_bin
 from p4dsim_nuscenes.log import NuScenesLog, record_pose
 

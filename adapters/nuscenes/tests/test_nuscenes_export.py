@@ -8,7 +8,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import SCENE, VERSION
+import yaml
+from nus_helpers import REPO_ROOT
 from p4dsim_nuscenes.export import (
     VERSION as OUT_VERSION,
 )
@@ -28,28 +29,15 @@ from p4dsim.scenario.load import parse_scenario
 
 @pytest.fixture(scope="module")
 def shifted(nus_root, tmp_path_factory):
-    """(dataset folder, nuScenes export folder) of a 1 m left shift from keyframe 10."""
+    """(dataset folder, nuScenes export folder) of scenarios/nuscenes_0916_shift.yaml (1 m
+    left of keyframe 10) on the sample data, at 400 px wide for 0.5 s."""
+    path = REPO_ROOT / "scenarios" / "nuscenes_0916_shift.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["source"].update(path=str(nus_root), width=400)
+    data["duration_s"] = 0.5
+    data["render"] = {"device": "cpu"}
     out = tmp_path_factory.mktemp("nus") / "shift"
-    scenario = {
-        "name": "shift",
-        "source": {
-            "adapter": "nuscenes",
-            "path": str(nus_root),
-            "version": VERSION,
-            "scene": SCENE,
-            "frame": 10,
-            "width": 400,
-        },
-        "duration_s": 0.5,
-        "fps": 4,
-        "ego": {
-            "base": "log",
-            "perturbations": [{"type": "lateral_offset", "offset_m": 1.0, "ramp_s": 0.0}],
-        },
-        "render": {"device": "cpu"},
-        "output": {"formats": ["nuscenes"]},
-    }
-    replay(parse_scenario(scenario, "test"), out)
+    replay(parse_scenario(data, str(path)), out)
     return out, out / "exports" / "nuscenes"
 
 

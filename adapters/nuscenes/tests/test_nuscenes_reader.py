@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SCENE, VERSION
+from nus_helpers import SCENE, VERSION
 from p4dsim_nuscenes.adapter import NuScenesAdapter
 from p4dsim_nuscenes.categories import label_of
 from p4dsim_nuscenes.lidar import load_pcd_bin
