@@ -166,3 +166,34 @@ def test_export_cli_and_rerun_is_identical(shifted, tmp_path):
         a = (first / OUT_VERSION / f"{t}.json").read_text()
         assert (out / OUT_VERSION / f"{t}.json").read_text() == a
     export_dataset(ds, "nuscenes", out)  # an earlier export is replaced
+
+
+def test_toytown_export_loads_with_generic_categories(tmp_path):
+    """Without a nuScenes source (toytown, two variants), each variant is a scene and the
+    categories follow the labels."""
+    pytest.importorskip("nuscenes.nuscenes", reason="nuscenes-devkit not installed")
+    from nuscenes.nuscenes import NuScenes
+
+    scenario = {
+        "source": {"adapter": "toytown", "width": 96, "height": 32},
+        "duration_s": 0.2,
+        "fps": 10,
+        "ego": {"perturbations": [{"type": "lateral_offset", "offset_m": 0.5, "ramp_s": 0.0}]},
+        "variants": {"grid": {"ego.perturbations.0.offset_m": [0.0, 1.0]}},
+        "render": {"device": "cpu"},
+    }
+    ds = tmp_path / "ds"
+    replay(parse_scenario(scenario, "test"), ds)
+    summary = export_dataset(ds, "nuscenes", tmp_path / "out")
+    nusc = NuScenes(version=OUT_VERSION, dataroot=str(tmp_path / "out"), verbose=False)
+    frames = read_table(ds, "frames").to_pylist()
+    actors = read_table(ds, "actors").to_pylist()
+    assert len(nusc.scene) == 2 and len(nusc.sample) == len(frames) == summary.frames
+    assert len(nusc.sample_annotation) == len(actors) == summary.objects > 0
+    label_cat = {"vehicle": "vehicle.car", "pedestrian": "human.pedestrian.adult"}
+    for ann in nusc.sample_annotation:
+        a = next(r for r in actors if np.allclose(r["center_world"], ann["translation"]))
+        if a["label"] in label_cat:
+            assert ann["category_name"] == label_cat[a["label"]]
+    for scene in nusc.scene:
+        assert scene["nbr_samples"] == len(frames) // 2
