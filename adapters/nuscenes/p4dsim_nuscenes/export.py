@@ -236,7 +236,7 @@ class NuScenesExporter(Exporter):
                     "token": log_tok,
                     "logfile": f"p4dsim-{_clean(source_log or rows[0].get('source_log') or '')}",
                     "vehicle": "p4dsim",
-                    "date_captured": "",
+                    "date_captured": _date(ts[0]),
                     "location": "p4dsim",
                 }
             )
@@ -379,6 +379,13 @@ class NuScenesExporter(Exporter):
         for name, recs in T.items():
             atomic_write_bytes(out_dir / VERSION / f"{name}.json", json.dumps(recs).encode())
         return ExportSummary(out_dir=out_dir, frames=len(frames), objects=n_objects)
+
+
+def _date(timestamp_us: int) -> str:
+    """YYYY-MM-DD (UTC) of a source-clock timestamp (nuScenes: microseconds since 1970)."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(timestamp_us / 1e6, tz=UTC).strftime("%Y-%m-%d")
 
 
 def _track(a: dict[str, Any]) -> str:

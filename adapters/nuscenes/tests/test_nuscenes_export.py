@@ -69,6 +69,7 @@ def test_export_loads_in_devkit_and_boxes_match(shifted):
     nusc = NuScenes(version=OUT_VERSION, dataroot=str(out), verbose=False)
     assert len(nusc.scene) == 1 and len(nusc.sample) == len(frames) >= 2
     assert len(nusc.sample_annotation) == len(actors)
+    assert nusc.log[0]["date_captured"] == "2018-10-08"  # the source log's day
     sample = nusc.get("sample", nusc.scene[0]["first_sample_token"])
     ious, n_checked = [], 0
     for fr in frames:
