@@ -30,6 +30,9 @@ $(STAMP): pyproject.toml $(ADAPTERS) | sysdeps
 	$(PIP) install -q -e ".[dev,ray,mono]" $(foreach a,$(ADAPTERS),-e $(dir $(a)))
 	# Waymo protos: installed without their TensorFlow/numpy pins, which cannot share an environment with torch
 	$(PIP) install -q --no-deps "waymo-open-dataset-tf-2-12-0==1.6.7"
+	# nuScenes devkit: installed without its numpy<2 / Shapely~=2.0.3 pins (p4dsim-nuscenes brings
+	# the modules its reader imports: pyquaternion, cachetools, scikit-learn)
+	$(PIP) install -q --no-deps "nuscenes-devkit==1.2.0"
 	@touch $(STAMP)
 
 demo: setup
