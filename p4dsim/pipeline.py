@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from p4dsim.io.dataset import DatasetWriter
     from p4dsim.render.base import Renderer
-    from p4dsim.replay import RenderedFrame, Timeline
+    from p4dsim.render.frames import RenderedFrame
     from p4dsim.scenario.model import OutputModel
+    from p4dsim.scenario.timeline import Timeline
     from p4dsim.scene.scene4d import Scene4D
 
 T = TypeVar("T")
@@ -118,16 +119,15 @@ def render_batches(
     render_threads: int = 3,
 ) -> Iterator[RenderedFrame]:
     """Frames of every time step of ``timeline`` in order, rendered ``batch_size`` steps at a
-    time (default: the renderer's ``batch_size``, else 1) in a background thread; a batched
+    time (default: the renderer's ``batch_size``) by
+    :meth:`~p4dsim.render.base.Renderer.render_steps` in a background thread; a batched
     renderer gets ``render_threads`` threads (gsplat waits on the device inside each call, so
     the threads' batches overlap) and a short interpreter switch interval while it runs."""
-    from p4dsim.replay import render_frames
-
     n = len(timeline.times)
-    bs = max(1, int(batch_size or getattr(renderer, "batch_size", 1)))
+    bs = max(1, int(batch_size or renderer.batch_size))
 
     def batch(s: int) -> list[RenderedFrame]:
-        return render_frames(scene, timeline, list(range(s, min(s + bs, n))), renderer, output)
+        return renderer.render_steps(scene, timeline, list(range(s, min(s + bs, n))), output)
 
     starts = range(0, n, bs)
     if bs == 1:

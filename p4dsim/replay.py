@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,93 +19,30 @@ import numpy as np
 
 from p4dsim import __version__
 from p4dsim.errors import ConfigError
-from p4dsim.geometry import inv_pose
 from p4dsim.io.codecs import depth_buffer, rgb_buffer
 from p4dsim.io.dataset import DatasetWriter
 from p4dsim.io.export import export_dataset
 from p4dsim.labels import (
     LabelGeometry,
-    alone_pixels,
     box2d_from_mask,
     inside_box_mask,
     label_geometry,
 )
-from p4dsim.metrics import ActorTrack, FrameMetrics, frame_metrics_batch, run_summary
+from p4dsim.metrics import FrameMetrics, run_summary
 from p4dsim.perception.select import frame_with_actors
-from p4dsim.pipeline import BackgroundWriter
+from p4dsim.pipeline import BackgroundWriter, ordered_map, render_batches
 from p4dsim.plugins import get_exporter
 from p4dsim.render import get_renderer
-from p4dsim.render.base import Renderer, RenderOutput
-from p4dsim.scenario.actors import check_rules, resolve_motions
-from p4dsim.scenario.ego import (
-    Kinematics,
-    PoseFn,
-    constant_velocity_base,
-    ego_kinematics,
-    ego_poses,
-    log_base,
-    stationary_base,
-    waypoints_base,
-)
+from p4dsim.render.base import Renderer
+from p4dsim.render.frames import RenderedFrame
+from p4dsim.scenario.actors import check_rules
 from p4dsim.scenario.model import OutputModel, Scenario
+from p4dsim.scenario.timeline import Timeline, make_timeline, timeline_metrics
 from p4dsim.scenario.variants import expand_variants
 from p4dsim.scene.builder import BuildConfig, build_scene
-from p4dsim.scene.motion import Motion
 from p4dsim.scene.scene4d import Scene4D
 from p4dsim.source import SourceSpec
-from p4dsim.types import Camera, Log
-
-#: extra render channels before the per-actor masks
-CH_CONFIDENCE, CH_SKY, CH_ACTORS = 0, 1, 2
-
-
-@dataclass
-class Timeline:
-    """Everything pose-like of one run, precomputed. times [T] s; T_world_ego [T, 4, 4];
-    actor_poses: track id -> [T, 4, 4] (absent: removed); camera: the rendered camera;
-    ego_velocity [T, 3] and actor_velocity (track id -> [T, 3]): world m/s; kinematics: the
-    ego's plausibility check; metrics: safety metrics per time step."""
-
-    times: np.ndarray
-    T_world_ego: np.ndarray
-    actor_poses: dict[str, np.ndarray]
-    camera: Camera
-    ego_velocity: np.ndarray | None = None
-    actor_velocity: dict[str, np.ndarray] = field(default_factory=dict)
-    kinematics: Kinematics | None = None
-    metrics: list[FrameMetrics] | None = None
-
-    @cached_property
-    def T_world_camera(self) -> np.ndarray:
-        """Camera poses [T, 4, 4] (computed once: do not modify T_world_ego afterwards)."""
-        return self.T_world_ego @ self.camera.T_ego_camera
-
-
-@dataclass
-class RenderedFrame:
-    """One rendered frame: rgb uint8 [H, W, 3], depth float32 [H, W] (inf sky, 0 none; float16
-    from the GPU when the output asks for it), alpha float32 [H, W], coverage (observed share
-    of pixels), actor_masks float32 [H, W, A]. The GPU path returns no alpha image and no
-    masks (None): it computes their statistics (``alpha_mean``, ``actor_pixels``,
-    ``actor_boxes``, ``alone``) on the device instead."""
-
-    index: int
-    t: float
-    rgb: np.ndarray
-    depth: np.ndarray
-    alpha: np.ndarray | None
-    coverage: float
-    actor_masks: np.ndarray | None
-    #: [A] pixels each actor covers when rendered alone (for visible_fraction), or None
-    alone: np.ndarray | None = None
-    #: (format, bytes) when the renderer already encoded the RGB (GPU JPEG), else None
-    encoded_rgb: tuple[str, bytes] | None = None
-    #: per actor, when the renderer computed them: pixels with mask > 0.5 [A] int64 and their
-    #: bounding box [A, 4] (x0, y0, x1, y1), exactly what :func:`actor_rows` derives from masks
-    actor_pixels: np.ndarray | None = None
-    actor_boxes: np.ndarray | None = None
-    #: mean of alpha over the image (when ``alpha`` is None)
-    alpha_mean: float | None = None
+from p4dsim.types import Log
 
 
 @dataclass
@@ -115,152 +51,6 @@ class ReplayResult:
     frames: int
     seconds: float
     summary: dict[str, Any] = field(default_factory=dict)
-
-
-def ego_base(scenario: Scenario, scene: Scene4D, log: Log | None, where: str) -> PoseFn:
-    if scenario.ego.base == "constant_velocity":
-        return constant_velocity_base(scene.meta.get("ego_velocity", np.zeros(3)))
-    if scenario.ego.base == "stationary":
-        return stationary_base()
-    if scenario.ego.base == "waypoints":
-        return waypoints_base(list(scenario.ego.waypoints or []))
-    traj = log.ego_trajectory() if log is not None else None
-    if traj is None:
-        raise ConfigError(
-            f"{where}: field 'ego.base': the source log has no ego poses, so base 'log' is "
-            "unavailable; use base: constant_velocity"
-        )
-    ts_us, T_log = traj
-    times = (np.asarray(ts_us, dtype=np.int64) - scene.timestamp_us) / 1e6
-    T_scene = inv_pose(scene.T_log_scene) @ np.asarray(T_log, dtype=np.float64)
-    return log_base(times, T_scene)
-
-
-def make_timeline(
-    scenario: Scenario, scene: Scene4D, log: Log | None, where: str, metrics: bool = True
-) -> Timeline:
-    """Every pose of one run; ``metrics=False`` leaves the safety metrics to the caller
-    (:func:`timeline_metrics`, e.g. while the first frames render)."""
-    times = np.asarray(scenario.times(), dtype=np.float64)
-    base = ego_base(scenario, scene, log, where)
-    T_ego = ego_poses(scenario.ego, base, times)
-    motions: dict[str, Motion | None] = resolve_motions(scenario.actors, scene, log, where)
-    actor_poses = {tid: m.poses(times) for tid, m in motions.items() if m is not None}
-    h = 1e-3
-    ego_v = (
-        ego_poses(scenario.ego, base, times + h)[:, :3, 3]
-        - ego_poses(scenario.ego, base, times - h)[:, :3, 3]
-    ) / (2 * h)
-    actor_v = {
-        tid: (m.poses(times + h)[:, :3, 3] - m.poses(times - h)[:, :3, 3]) / (2 * h)
-        for tid, m in motions.items()
-        if m is not None
-    }
-    kin = ego_kinematics(scenario.ego, base, times)
-    cam = scene.camera
-    if scenario.camera.width or scenario.camera.height:
-        w = scenario.camera.width or round(cam.width * scenario.camera.height / cam.height)
-        h = scenario.camera.height or round(cam.height * w / cam.width)
-        cam = cam.with_resolution(w, h)
-    tl = Timeline(times, T_ego, actor_poses, cam, ego_v, actor_v, kin)
-    if metrics:
-        tl.metrics = timeline_metrics(scenario, scene, tl)
-    return tl
-
-
-def timeline_metrics(
-    scenario: Scenario, scene: Scene4D, tl: Timeline, steps: slice | None = None
-) -> list[FrameMetrics]:
-    """Safety metrics per time step of ``tl`` (or of its ``steps``): the ego footprint of
-    ``scenario`` against every actor present."""
-    sl = steps if steps is not None else slice(None)
-    fp = scenario.ego.footprint
-    return frame_metrics_batch(
-        tl.T_world_ego[sl],
-        tl.ego_velocity[sl],
-        fp.length_m,
-        fp.width_m,
-        fp.center_x_m,
-        [
-            ActorTrack(
-                a.track_id,
-                tl.actor_poses[a.track_id][sl],
-                a.size,
-                tl.actor_velocity[a.track_id][sl],
-            )
-            for a in scene.actors
-            if a.track_id in tl.actor_poses
-        ],
-    )
-
-
-def render_frame(scene: Scene4D, timeline: Timeline, k: int, renderer: Renderer) -> RenderedFrame:
-    """Render time step ``k`` of a timeline."""
-    poses = {tid: P[k] for tid, P in timeline.actor_poses.items()}
-    g, _ = scene.compose(poses)
-    # scene_extra lists static then every actor; compose leaves out actors without a pose.
-    present = np.concatenate(
-        [np.ones(len(scene.static), bool)]
-        + [np.full(len(a.gaussians), a.track_id in poses) for a in scene.actors]
-    )
-    extra = scene_extra(scene)[present]
-    cam = timeline.camera
-    viewmat = inv_pose(timeline.T_world_camera[k])
-    out: RenderOutput = renderer.render(
-        g, viewmat[None], cam.K[None], cam.width, cam.height, extra=extra
-    )
-    alpha = out.alpha[0]
-    ex = out.extra[0]
-    depth = out.depth[0].copy()
-    sky_share = ex[..., CH_SKY] / np.maximum(alpha, 1e-6)
-    depth[sky_share > 0.5] = np.inf
-    depth[alpha < 0.5] = 0.0
-    rgb = np.clip(np.round(out.rgb[0] * 255.0), 0, 255).astype(np.uint8)
-    coverage = float(np.mean(ex[..., CH_CONFIDENCE]))
-    return RenderedFrame(
-        k, float(timeline.times[k]), rgb, depth, alpha, coverage, ex[..., CH_ACTORS:]
-    )
-
-
-def scene_extra(scene: Scene4D) -> np.ndarray:
-    """Extra render channels [N, CH_ACTORS + A] float32 of every Gaussian of ``scene`` in the
-    order static, then each actor's (confidence, sky, one-hot actor), as :func:`render_frame`
-    builds them for the composed set."""
-    A = len(scene.actors)
-    parts = [np.zeros((len(scene.static), CH_ACTORS + A), dtype=np.float32)]
-    parts[0][:, CH_CONFIDENCE] = scene.static.confidence
-    parts[0][:, CH_SKY] = scene._sky_mask()
-    for i, a in enumerate(scene.actors):
-        e = np.zeros((len(a.gaussians), CH_ACTORS + A), dtype=np.float32)
-        e[:, CH_CONFIDENCE] = a.gaussians.confidence
-        e[:, CH_ACTORS + i] = 1.0
-        parts.append(e)
-    return np.concatenate(parts)
-
-
-def render_frames(
-    scene: Scene4D,
-    timeline: Timeline,
-    ks: list[int],
-    renderer: Renderer,
-    output: OutputModel | None = None,
-) -> list[RenderedFrame]:
-    """Render time steps ``ks``: in one batch when the renderer has a batched scene path
-    (``render_frames``, the gsplat backend; RGB also JPEG-encoded there when ``output`` asks
-    for JPEG), else one :func:`render_frame` per step."""
-    batched = getattr(renderer, "render_frames", None)
-    if batched is not None:
-        q = output.jpeg_quality if output is not None and output.rgb == "jpeg" else None
-        return batched(
-            scene, timeline, ks, jpeg_quality=q, depth_format=output.depth if output else None
-        )
-    frames = []
-    for k in ks:
-        fr = render_frame(scene, timeline, k, renderer)
-        poses = {tid: P[k] for tid, P in timeline.actor_poses.items()}
-        fr.alone = alone_pixels(scene, poses, timeline.T_world_camera[k], timeline.camera, renderer)
-        frames.append(fr)
-    return frames
 
 
 def _flat(T: np.ndarray) -> list[float]:
@@ -414,8 +204,6 @@ def iter_rows(
 ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """Render one run of ``scenario`` on a prebuilt ``scene``; yields (frame row, actor rows)
     per time step. The scene is not modified, so one scene serves many variants."""
-    from p4dsim.pipeline import ordered_map, render_batches
-
     timeline = make_timeline(scenario, scene, log, where, metrics=False)
     n = len(timeline.times)
     with ThreadPoolExecutor(2, thread_name_prefix="p4d-labels") as pool:

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 
 
 def test_label_stats_match_masks():
-    from p4dsim.render.gsplat_backend import _label_stats
+    from p4dsim.render.gsplat.labels import label_stats
 
     rng = np.random.default_rng(0)
     B, A, H, W = 3, 4, 20, 30
@@ -23,7 +23,7 @@ def test_label_stats_match_masks():
             y, x = rng.integers(0, H - 5), rng.integers(0, W - 5)
             patch = vid[b, y : y + rng.integers(1, 6), x : x + rng.integers(1, 6)]
             patch[rng.uniform(size=patch.shape) < 0.8] = a
-    counts, boxes = _label_stats(torch.as_tensor(vid), A)
+    counts, boxes = label_stats(torch.as_tensor(vid), A)
     for bi in range(B):
         for ai in range(A):
             m = vid[bi] == ai
@@ -33,7 +33,7 @@ def test_label_stats_match_masks():
 
 
 def test_inside_pixels_matches_inside_box_mask():
-    from p4dsim.render.gsplat_backend import _inside_pixels
+    from p4dsim.render.gsplat.labels import inside_pixels
 
     rng = np.random.default_rng(1)
     H, W = 40, 60
@@ -51,7 +51,7 @@ def test_inside_pixels_matches_inside_box_mask():
     half = np.stack([np.full(3, 100.0), size / 2 + BOX_TOL_M]).astype(np.float32)
     which = np.ones((1, H, W), np.int64)
     which[0, :, : W // 3] = 0  # these pixels are tested against the huge box 0
-    got = _inside_pixels(
+    got = inside_pixels(
         torch.as_tensor(depth[None]),
         torch.arange(W).view(1, 1, W),
         torch.arange(H).view(1, H, 1),

@@ -28,10 +28,11 @@ from p4dsim.eval.metrics import depth_errors, psnr, ssim
 from p4dsim.geometry import inv_pose
 from p4dsim.perception.select import frame_with_actors
 from p4dsim.render import get_renderer
-from p4dsim.replay import Timeline, render_frame
+from p4dsim.render.frames import render_frame
 from p4dsim.scenario.actors import resolve_motions
 from p4dsim.scenario.ego import ego_poses, log_base
 from p4dsim.scenario.model import ActorsModel, EgoModel, LateralOffset, SpeedScale
+from p4dsim.scenario.timeline import Timeline
 from p4dsim.scene.builder import BuildConfig, build_scene
 from p4dsim.scene.depth import project_lidar
 from p4dsim.types import Frame, Log

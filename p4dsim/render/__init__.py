@@ -41,7 +41,7 @@ def get_renderer(device: Device = "auto", settings: RasterSettings | None = None
                 "use --device cpu (or device: cpu in the scenario's render section)"
             )
         try:
-            from p4dsim.render.gsplat_backend import GsplatRenderer
+            from p4dsim.render.gsplat import GsplatRenderer
         except ImportError as exc:
             raise BackendUnavailableError(
                 f"the gsplat backend could not be loaded: {exc}"

@@ -73,7 +73,7 @@ def _box_to_json(b: Box3D) -> dict:
 def save_scene(scene: Scene4D, path: str | Path, provenance: dict | None = None) -> Path:
     """Write ``path`` (PLY) and ``path + '.json'`` (sidecar); returns the PLY path."""
     path = Path(path)
-    parts = [(scene.static, np.where(scene._sky_mask(), -2, -1).astype(np.int32), None)]
+    parts = [(scene.static, np.where(scene.sky_mask(), -2, -1).astype(np.int32), None)]
     for i, a in enumerate(scene.actors):
         parts.append((a.gaussians, np.full(len(a.gaussians), i, np.int32), a.motion.pose(0.0)))
     rows = []

@@ -76,7 +76,7 @@ class Scene4D:
         static Gaussians, -2 for sky, otherwise the actor's index in ``self.actors``.
         """
         parts = [self.static]
-        owner = [np.where(self._sky_mask(), -2, -1).astype(np.int32)]
+        owner = [np.where(self.sky_mask(), -2, -1).astype(np.int32)]
         for i, a in enumerate(self.actors):
             if a.track_id not in actor_poses or (visible is not None and a.track_id not in visible):
                 continue
@@ -84,7 +84,7 @@ class Scene4D:
             owner.append(np.full(len(a.gaussians), i, dtype=np.int32))
         return GaussianSet.concat(parts), np.concatenate(owner)
 
-    def _sky_mask(self) -> np.ndarray:
+    def sky_mask(self) -> np.ndarray:
         if self.is_sky is None:
             return np.zeros(len(self.static), dtype=bool)
         return self.is_sky
