@@ -78,25 +78,22 @@ def replay(
     s = result.summary
     table = Table(title=f"p4dsim replay: {scenario.name}", show_header=False)
     table.add_row("dataset", str(result.out_dir))
-    table.add_row("frames", str(s["frames"]))
-    table.add_row(
-        "time", f"{s['seconds']:.1f} s ({s['frames'] / max(s['seconds'], 1e-9):.2f} frames/s)"
-    )
-    table.add_row("renderer", f"{s['renderer']} ({s['device']})")
-    table.add_row("gaussians", f"{s['gaussians']:,}")
-    table.add_row("actors", str(s["actors"]))
-    if s.get("mean_coverage") is not None:
-        table.add_row("mean coverage", f"{s['mean_coverage']:.3f}")
-    for key, label in (
-        ("first_collision_s", "first collision"),
-        ("min_distance_m", "min distance"),
+    table.add_row("frames", str(s.frames))
+    table.add_row("time", f"{s.seconds:.1f} s ({s.frames / max(s.seconds, 1e-9):.2f} frames/s)")
+    table.add_row("renderer", f"{s.renderer} ({s.device})")
+    table.add_row("gaussians", f"{s.gaussians:,}")
+    table.add_row("actors", str(s.actors))
+    if s.mean_coverage is not None:
+        table.add_row("mean coverage", f"{s.mean_coverage:.3f}")
+    for value, label in (
+        (s.first_collision_s, "first collision"),
+        (s.min_distance_m, "min distance"),
     ):
-        if key in s:
-            table.add_row(label, "none" if s[key] is None else f"{s[key]:.2f}")
-    for fmt, path in s.get("exports", {}).items():
+        table.add_row(label, "none" if value is None else f"{value:.2f}")
+    for fmt, path in s.exports.items():
         table.add_row(f"export {fmt}", path)
-    if s.get("kinematic_warnings"):
-        table.add_row("kinematic warnings", f"{s['kinematic_warnings']} frames")
+    if s.kinematic_warnings:
+        table.add_row("kinematic warnings", f"{s.kinematic_warnings} frames")
     if preview:
         from p4dsim.preview import write_preview
 

@@ -165,7 +165,8 @@ def ordered_map(
 
 
 class BackgroundWriter:
-    """Feeds a :class:`~p4dsim.io.dataset.DatasetWriter` from a thread through a bounded queue;
+    """A :class:`~p4dsim.io.sinks.Sink` that feeds a :class:`~p4dsim.io.dataset.DatasetWriter`
+    from a thread through a bounded queue;
     full shards are encoded to Parquet by ``write_workers`` threads at once (at most twice that
     many shards pending), recorded in the writer's shard list in order.
 
@@ -187,16 +188,8 @@ class BackgroundWriter:
         self._thread.start()
 
     def _write_shard(self, idx: int, frames: list[dict], actors: list[dict]) -> list:
-        from p4dsim.io.dataset import TABLES, ShardRecord, rows_to_table, write_table_atomic
-
         try:
-            records = []
-            for name, rows in (("frames", frames), ("actors", actors)):
-                table = rows_to_table(rows, TABLES[name])
-                rel = f"{name}/part-{idx:05d}.parquet"
-                rec = write_table_atomic(table, self.writer.stage / rel)
-                records.append(ShardRecord(name, rel, rec["rows"], rec["sha256"]))
-            return records
+            return self.writer.write_shard(idx, frames, actors)
         finally:
             self._slots.release()
 
@@ -254,7 +247,7 @@ class BackgroundWriter:
         self._shards, self._checked = [], 0
         self._pool.shutdown(wait=True)
 
-    def commit(self, manifest: dict[str, Any]) -> Any:
+    def commit(self, manifest: dict[str, Any] | None = None) -> Any:
         """Wait for queued rows and shards, then :meth:`DatasetWriter.commit`."""
         self._drain()
         self._check()

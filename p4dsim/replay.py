@@ -6,12 +6,11 @@ time step at a time and streamed into the dataset writer.
 
 from __future__ import annotations
 
-import math
 import platform
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,11 @@ import numpy as np
 
 from p4dsim import __version__
 from p4dsim.errors import ConfigError
-from p4dsim.io.codecs import depth_buffer, rgb_buffer
 from p4dsim.io.dataset import DatasetWriter
 from p4dsim.io.export import export_dataset
+from p4dsim.io.rows import actor_rows, frame_row
 from p4dsim.labels import (
     LabelGeometry,
-    box2d_from_mask,
-    inside_box_mask,
     label_geometry,
 )
 from p4dsim.metrics import FrameMetrics, run_summary
@@ -36,92 +33,24 @@ from p4dsim.render import get_renderer
 from p4dsim.render.base import Renderer
 from p4dsim.render.frames import RenderedFrame
 from p4dsim.scenario.actors import check_rules
-from p4dsim.scenario.model import OutputModel, Scenario
+from p4dsim.scenario.model import Scenario
 from p4dsim.scenario.timeline import Timeline, make_timeline, timeline_metrics
 from p4dsim.scenario.variants import expand_variants
 from p4dsim.scene.builder import BuildConfig, build_scene
 from p4dsim.scene.scene4d import Scene4D
 from p4dsim.source import SourceSpec
+from p4dsim.summary import ReplayRun, ReplaySummary
 from p4dsim.types import Log
 
 
 @dataclass
 class ReplayResult:
+    """Where the dataset went, frames rendered, wall time (s) and the summary."""
+
     out_dir: Path
     frames: int
     seconds: float
-    summary: dict[str, Any] = field(default_factory=dict)
-
-
-def _flat(T: np.ndarray) -> list[float]:
-    return np.asarray(T, dtype=np.float64).reshape(-1).tolist()
-
-
-def actor_rows(
-    scene: Scene4D,
-    timeline: Timeline,
-    fr: RenderedFrame,
-    base: dict[str, Any],
-    alone: np.ndarray | None = None,
-    geom: LabelGeometry | None = None,
-) -> list[dict[str, Any]]:
-    """Label rows for every actor present at this time step. ``alone`` [A]: pixels each actor
-    covers when rendered alone (:func:`p4dsim.labels.alone_pixels`), for visible_fraction;
-    ``geom``: the timeline's :func:`~p4dsim.labels.label_geometry` covering this step
-    (computed for this step alone when not given)."""
-    if geom is None:
-        geom = label_geometry(scene, timeline, [fr.index])
-    r = geom.row_of(fr.index)
-    cam = timeline.camera
-    # one conversion to Python numbers per frame (not one per value)
-    c_world, yaw_world = geom.center_world[r].tolist(), geom.yaw_world[r].tolist()
-    c_cam, yaw_cam = geom.center_camera[r].tolist(), geom.yaw_camera[r].tolist()
-    dist, speed = geom.distance_m[r].tolist(), geom.speed[r].tolist()
-    truncs = geom.truncation[r].tolist()
-    alone_n = alone.tolist() if alone is not None else None
-    gpu = fr.actor_pixels is not None and fr.actor_boxes is not None  # from the GPU renderer
-    if gpu:
-        pixels = fr.actor_pixels.tolist()
-        boxes = np.asarray(fr.actor_boxes, dtype=np.float64).tolist()
-    rows = []
-    for i, actor in enumerate(scene.actors):
-        if not geom.present[r, i]:
-            continue
-        if gpu:
-            n_vis = int(pixels[i])
-            box2d = boxes[i] if n_vis else None
-        else:
-            # The actor's mask, limited to rendered surface within its 3D box.
-            T = timeline.actor_poses[actor.track_id][fr.index]
-            mask = (fr.actor_masks[..., i] > 0.5) & inside_box_mask(
-                fr.depth, cam.K, timeline.T_world_camera[fr.index], T, actor.size
-            )
-            n_vis = int(mask.sum())
-            box2d = box2d_from_mask(mask) if n_vis else None
-        # Every visible pixel is covered by the actor: the alone count is at least it.
-        n_alone = max(int(alone_n[i]), n_vis) if alone_n is not None else 0
-        trunc = truncs[i]
-        rows.append(
-            {
-                **base,
-                "track_id": actor.track_id,
-                "label": actor.label,
-                "source": actor.source,
-                "confidence": float(actor.confidence),
-                "center_world": c_world[i],
-                "yaw_world": yaw_world[i],
-                "size": np.asarray(actor.size, dtype=np.float64).tolist(),
-                "center_camera": c_cam[i],
-                "yaw_camera": yaw_cam[i],
-                "box2d": box2d,
-                "visible_pixels": n_vis,
-                "visible_fraction": n_vis / n_alone if n_alone > 0 else None,
-                "truncation": None if math.isnan(trunc) else trunc,
-                "distance_m": dist[i],
-                "speed": speed[i],
-            }
-        )
-    return rows
+    summary: ReplaySummary
 
 
 def build_config(scenario: Scenario) -> BuildConfig:
@@ -138,59 +67,6 @@ def open_source(scenario: Scenario, base_dir: Path | None, where: str) -> tuple[
     log = spec.open(base_dir, where=f"{where}: field 'source'")
     log.check_index(spec.frame)
     return spec, log
-
-
-def frame_row(
-    scene: Scene4D,
-    timeline: Timeline,
-    fr: RenderedFrame,
-    base: dict[str, Any],
-    output: OutputModel,
-    metric: FrameMetrics | None = None,
-) -> dict[str, Any]:
-    """The ``frames`` table row of one rendered frame (see :mod:`p4dsim.io.dataset`);
-    ``metric``: this step's safety metrics (default: the timeline's)."""
-    k, n = fr.index, len(timeline.times)
-    T_ego = timeline.T_world_ego[k]
-    if timeline.ego_velocity is not None:
-        v = timeline.ego_velocity[k]
-    elif k + 1 < n:
-        v = (timeline.T_world_ego[k + 1, :3, 3] - T_ego[:3, 3]) / (timeline.times[k + 1] - fr.t)
-    elif k > 0:
-        v = (T_ego[:3, 3] - timeline.T_world_ego[k - 1, :3, 3]) / (fr.t - timeline.times[k - 1])
-    else:
-        v = np.zeros(3)
-    m = metric
-    if m is None and timeline.metrics is not None:
-        m = timeline.metrics[k]
-    kin = timeline.kinematics
-    cam = timeline.camera
-    return {
-        **base,
-        "timestamp_us": int(scene.timestamp_us + round(fr.t * 1e6)),
-        "t_s": fr.t,
-        "width": cam.width,
-        "height": cam.height,
-        "K": _flat(cam.K),
-        "T_world_camera": _flat(timeline.T_world_camera[k]),
-        "T_world_ego": _flat(T_ego),
-        "ego_speed": math.hypot(float(v[0]), float(v[1])),
-        "rgb": fr.encoded_rgb[1]
-        if fr.encoded_rgb is not None and fr.encoded_rgb[0] == output.rgb
-        else rgb_buffer(fr.rgb, output.rgb, output.jpeg_quality),
-        "rgb_format": output.rgb,
-        "depth": depth_buffer(fr.depth, output.depth),
-        "depth_format": output.depth,
-        "alpha_mean": fr.alpha_mean if fr.alpha is None else float(fr.alpha.mean()),
-        "coverage": fr.coverage,
-        "source_dataset": scene.source.dataset,
-        "source_log": scene.source.log_id,
-        "source_frame": scene.source.frame_index,
-        "collision": m.collision if m is not None else None,
-        "min_distance_m": m.min_distance_m if m is not None else None,
-        "ttc_s": m.ttc_s if m is not None else None,
-        "kinematic_warning": kin.warning[k] if kin is not None else None,
-    }
 
 
 def iter_rows(
@@ -272,7 +148,7 @@ def replay(
     run_id = scenario.name or "replay"
     total = sum(len(v.scenario.times()) for v in variants)
     coverage: list[float] = []
-    runs = []
+    runs: list[ReplayRun] = []
     try:
         done = 0
         for variant in variants:
@@ -293,34 +169,34 @@ def replay(
                 if on_frame:
                     on_frame(done, total)
             runs.append(
-                {
-                    "run_id": run_id,
-                    "variant_id": variant.variant_id,
-                    "frames": n,
-                    "overrides": variant.overrides,
+                ReplayRun(
+                    run_id,
+                    variant.variant_id,
+                    n,
+                    variant.overrides,
                     **run_summary(np.asarray(ts), fm),
-                    "kinematic_warnings": warnings,
-                }
+                    kinematic_warnings=warnings,
+                )
             )
         seconds = time.perf_counter() - t0
-        summary = {
-            "frames": done,
-            "seconds": round(seconds, 3),
-            "mean_coverage": float(np.mean(coverage)) if coverage else None,
-            "gaussians": scene.num_gaussians(),
-            "actors": len(scene.actors),
-            "renderer": renderer.name,
-            "device": renderer.device_name,
-            **_safety_summary(runs),
-        }
+        summary = ReplaySummary(
+            frames=done,
+            seconds=round(seconds, 3),
+            mean_coverage=float(np.mean(coverage)) if coverage else None,
+            gaussians=scene.num_gaussians(),
+            actors=len(scene.actors),
+            renderer=renderer.name,
+            device=renderer.device_name,
+            **ReplaySummary.safety(runs),
+        )
         manifest = {
             "p4dsim_version": __version__,
             "python": platform.python_version(),
             "scenario": scenario.model_dump(mode="json"),
             "source": spec.to_mapping(),
             "seed": scenario.seed,
-            "runs": runs,
-            "summary": summary,
+            "runs": [r.to_json() for r in runs],
+            "summary": summary.to_json(),
         }
         writer.commit(manifest)
     except BaseException:
@@ -328,18 +204,5 @@ def replay(
         raise
     for fmt in scenario.output.formats:
         s = export_dataset(out_dir, fmt, out_dir / "exports" / fmt)
-        summary.setdefault("exports", {})[fmt] = str(s.out_dir)
+        summary.exports[fmt] = str(s.out_dir)
     return ReplayResult(out_dir, done, seconds, summary)
-
-
-def _safety_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Safety over every run: the earliest first collision, the smallest distance, and how
-    many runs collide."""
-    firsts = [r["first_collision_s"] for r in runs if r.get("first_collision_s") is not None]
-    dists = [r["min_distance_m"] for r in runs if r.get("min_distance_m") is not None]
-    return {
-        "first_collision_s": min(firsts) if firsts else None,
-        "min_distance_m": min(dists) if dists else None,
-        "runs_with_collision": len(firsts),
-        "kinematic_warnings": sum(r.get("kinematic_warnings", 0) for r in runs),
-    }

@@ -77,10 +77,10 @@ def test_batched_replay_frames_match_cpu() -> None:
     """The GPU's batched 4D path (actors posed on the GPU, one removed) equals the CPU's
     frame-by-frame replay on toytown: pictures, coverage, and the labels it computes on the
     device (visible pixels, 2D boxes, visible fractions)."""
+    from p4dsim.io.rows import actor_rows
     from p4dsim.labels import alone_pixels
     from p4dsim.render import get_renderer
     from p4dsim.render.frames import render_frame
-    from p4dsim.replay import actor_rows
     from p4dsim.scenario.model import Scenario
     from p4dsim.scenario.timeline import make_timeline
     from p4dsim.scene.builder import build_scene
