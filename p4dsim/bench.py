@@ -59,8 +59,7 @@ def _peak_rss_mib() -> float:
 
 def _load_scene(scene_path: Path | None, width: int, height: int):
     """(scene, log, scene label). Toytown at width×height unless a PLY scene is given."""
-    from p4dsim.scene.builder import build_scene
-    from p4dsim.source import SourceSpec
+    from p4dsim.opening import open_scene
 
     if scene_path is not None:
         import p4dsim
@@ -75,8 +74,8 @@ def _load_scene(scene_path: Path | None, width: int, height: int):
         if (scene.camera.width, scene.camera.height) != (width, height):
             scene.camera = scene.camera.with_resolution(width, height)
         return scene, None, str(scene_path)
-    log = SourceSpec.parse(f"toytown:?width={width}&height={height}").open()
-    return build_scene(log.frame(0)), log, f"toytown {width}x{height}"
+    opened = open_scene(f"toytown:?width={width}&height={height}", 0, where="bench")
+    return opened.scene, opened.log, f"toytown {width}x{height}"
 
 
 def _scenario(frames: int, fps: float, rgb: str, depth: str):

@@ -377,11 +377,11 @@ def eval_future(
     from p4dsim.eval.future import evaluate_future
     from p4dsim.eval.report import markdown_table, plot, summarize, write_json
     from p4dsim.eval.selection import (
-        parse_eval_frames,
         parse_horizons,
         parse_perturbation,
         parse_resolution,
     )
+    from p4dsim.selection import parse_selection
     from p4dsim.source import SourceSpec
 
     if device not in ("auto", "cpu", "cuda"):
@@ -400,7 +400,7 @@ def eval_future(
     if res is not None:
         spec = _native_resolution(spec, res)
     log = spec.open(Path.cwd(), where=f"--source '{source}'")
-    ts = parse_eval_frames(frames, len(log))
+    ts = parse_selection(frames, len(log), "--frames", Path.cwd())
     out_dir = out or Path("out") / "eval" / f"{log.dataset}-{log.log_id}".replace("/", "_")
     with _progress(quiet) as progress:
         task = progress.add_task("eval future", total=len(ts))

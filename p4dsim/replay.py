@@ -26,7 +26,7 @@ from p4dsim.labels import (
     label_geometry,
 )
 from p4dsim.metrics import FrameMetrics, run_summary
-from p4dsim.perception.select import frame_with_actors
+from p4dsim.opening import build_config, open_scene
 from p4dsim.pipeline import BackgroundWriter, ordered_map, render_batches
 from p4dsim.plugins import get_exporter
 from p4dsim.render import get_renderer
@@ -36,9 +36,7 @@ from p4dsim.scenario.actors import check_rules
 from p4dsim.scenario.model import Scenario
 from p4dsim.scenario.timeline import Timeline, make_timeline, timeline_metrics
 from p4dsim.scenario.variants import expand_variants
-from p4dsim.scene.builder import BuildConfig, build_scene
 from p4dsim.scene.scene4d import Scene4D
-from p4dsim.source import SourceSpec
 from p4dsim.summary import ReplayRun, ReplaySummary
 from p4dsim.types import Log
 
@@ -51,22 +49,6 @@ class ReplayResult:
     frames: int
     seconds: float
     summary: ReplaySummary
-
-
-def build_config(scenario: Scenario) -> BuildConfig:
-    """The scene builder settings a scenario's ``scene`` section asks for."""
-    return BuildConfig(
-        stride=scenario.scene.stride,
-        depth_source=scenario.scene.depth.source,
-        mono_model=scenario.scene.depth.model,
-    )
-
-
-def open_source(scenario: Scenario, base_dir: Path | None, where: str) -> tuple[SourceSpec, Log]:
-    spec = SourceSpec.from_mapping(scenario.source.model_dump(exclude_none=True))
-    log = spec.open(base_dir, where=f"{where}: field 'source'")
-    log.check_index(spec.frame)
-    return spec, log
 
 
 def iter_rows(
@@ -132,10 +114,14 @@ def replay(
     out_dir = Path(out_dir or scenario.output.dir or Path("out") / (scenario.name or "replay"))
     t0 = time.perf_counter()
     variants = expand_variants(scenario, where)
-    spec, log = open_source(scenario, base_dir, where)
-    frame = log.frame(spec.frame)
-    frame = frame_with_actors(frame, log, spec.frame, scenario.actors.source, where)
-    scene = build_scene(frame, build_config(scenario))
+    opened = open_scene(
+        scenario.source.model_dump(exclude_none=True),
+        actors=scenario.actors.source,
+        config=build_config(scenario),
+        base_dir=base_dir,
+        where=where,
+    )
+    log, scene = opened.log, opened.scene
     for variant in variants:
         check_rules(variant.scenario.actors, scene, where)
     renderer = get_renderer(device or scenario.render.device)
@@ -193,7 +179,7 @@ def replay(
             "p4dsim_version": __version__,
             "python": platform.python_version(),
             "scenario": scenario.model_dump(mode="json"),
-            "source": spec.to_mapping(),
+            "source": opened.spec.to_mapping(),
             "seed": scenario.seed,
             "runs": [r.to_json() for r in runs],
             "summary": summary.to_json(),

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from p4dsim.augment.executors import Executor, make_executor
 from p4dsim.augment.manifest import AugmentManifest
-from p4dsim.augment.selection import parse_selection
 from p4dsim.augment.shard import ShardResult
 from p4dsim.augment.tasks import JobPlan, plan_job, scenario_files
 from p4dsim.errors import ConfigError
+from p4dsim.selection import parse_selection
 from p4dsim.source import SourceSpec
 
 

@@ -49,13 +49,13 @@ class ShardResult:
 
 
 def _log(source: str, base_dir: str | None):
-    from p4dsim.source import SourceSpec
+    from p4dsim.opening import open_log
 
     key = (source, base_dir)
     if key not in _LOGS:
-        spec = SourceSpec.parse(source)
         _LOGS.clear()  # one source per job; keep only the current one
-        _LOGS[key] = spec.open(Path(base_dir) if base_dir else None, where=f"--source '{source}'")
+        where = f"--source '{source}'"
+        _LOGS[key] = open_log(source, Path(base_dir) if base_dir else None, where)[1]
     return _LOGS[key]
 
 
@@ -70,10 +70,9 @@ def _renderer(device: str):
 def render_shard(spec: ShardSpec, writer: ShardWriter) -> list[RunRecord]:
     """Build the shard's scene once and stream every run's rows into ``writer`` (one row
     group per run); return one record per run."""
-    from p4dsim.perception.select import frame_with_actors
-    from p4dsim.replay import build_config, iter_rows
+    from p4dsim.opening import build_config, open_scene
+    from p4dsim.replay import iter_rows
     from p4dsim.scenario.model import Scenario
-    from p4dsim.scene.builder import build_scene
 
     log = _log(spec.source, spec.base_dir)
     frame = log.frame(log.check_index(spec.frame))
@@ -84,10 +83,14 @@ def render_shard(spec: ShardSpec, writer: ShardWriter) -> list[RunRecord]:
         cfg = build_config(scenario)
         key = (cfg, scenario.actors.source)
         if key not in scenes:
-            with_actors = frame_with_actors(
-                frame, log, spec.frame, scenario.actors.source, task.where
-            )
-            scenes[key] = build_scene(with_actors, cfg)
+            scenes[key] = open_scene(
+                log,
+                spec.frame,
+                actors=scenario.actors.source,
+                config=cfg,
+                where=task.where,
+                frame=frame,
+            ).scene
         renderer = _renderer(spec.device or scenario.render.device)
         n = 0
         for frow, arows in iter_rows(

@@ -26,14 +26,14 @@ from p4dsim.errors import ConfigError
 from p4dsim.eval.baselines import Prediction, copy_prediction, lidar_warp_prediction, source_depth
 from p4dsim.eval.metrics import depth_errors, psnr, ssim
 from p4dsim.geometry import inv_pose
-from p4dsim.perception.select import frame_with_actors
+from p4dsim.opening import open_scene
 from p4dsim.render import get_renderer
 from p4dsim.render.frames import render_frame
 from p4dsim.scenario.actors import resolve_motions
 from p4dsim.scenario.ego import ego_poses, log_base
 from p4dsim.scenario.model import ActorsModel, EgoModel, LateralOffset, SpeedScale
 from p4dsim.scenario.timeline import Timeline
-from p4dsim.scene.builder import BuildConfig, build_scene
+from p4dsim.scene.builder import BuildConfig
 from p4dsim.scene.depth import project_lidar
 from p4dsim.types import Frame, Log
 
@@ -246,8 +246,9 @@ def evaluate_future(
         t0 = time.perf_counter()
         scenes = {}
         for a_src in actor_sources:
-            with_actors = frame_with_actors(src, log, t, a_src, where=f"frame {t}")
-            scenes[method_name(a_src)] = build_scene(with_actors, build or BuildConfig())
+            scenes[method_name(a_src)] = open_scene(
+                log, t, actors=a_src, config=build, where=f"frame {t}", frame=src
+            ).scene
         scene = next(iter(scenes.values()))
         timings["build_s"] += time.perf_counter() - t0
         targets = _logged_targets(log, cache, t, horizons, scene.T_log_scene)
