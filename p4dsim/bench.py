@@ -162,6 +162,8 @@ def run_bench(
     from p4dsim.replay import iter_rows
     from p4dsim.scenario.timeline import make_timeline
 
+    if rgb not in ("jpeg", "png") or depth not in ("float16", "png16"):
+        raise ConfigError("--rgb must be jpeg or png and --depth float16 or png16")
     if frames is not None and frames < 1:
         raise ConfigError(f"--frames must be at least 1, got {frames}")
     renderer = get_renderer(device)  # type: ignore[arg-type]

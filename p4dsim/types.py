@@ -28,6 +28,23 @@ from p4dsim.geometry import box_corners
 Label = Literal["vehicle", "pedestrian", "cyclist", "sign", "other"]
 LABELS: tuple[str, ...] = ("vehicle", "pedestrian", "cyclist", "sign", "other")
 
+#: where rendering runs, for every command and scenario: ``auto`` = cuda when available
+Device = Literal["auto", "cpu", "cuda"]
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+
+#: where the source frame's depth comes from (see :class:`p4dsim.scene.builder.BuildConfig`)
+DepthSource = Literal["auto", "lidar", "prior", "mono"]
+
+
+def check_device(value: str | None, where: str = "--device") -> Device | None:
+    """``value`` as a :data:`Device` (None stays None); raises
+    :class:`~p4dsim.errors.ConfigError` naming ``where`` and the valid devices otherwise."""
+    from p4dsim.errors import ConfigError
+
+    if value is None or value in DEVICES:
+        return value  # type: ignore[return-value]
+    raise ConfigError(f"{where} must be {', '.join(DEVICES[:-1])} or {DEVICES[-1]}, got '{value}'")
+
 
 @dataclass(frozen=True)
 class Camera:
@@ -61,7 +78,7 @@ class Box3D:
     """
 
     track_id: str
-    label: str
+    label: Label
     center: np.ndarray
     size: np.ndarray
     yaw: float
@@ -111,7 +128,7 @@ class Track:
     """A logged box history: timestamps_us [T] int64, T_world_box [T, 4, 4], size [3], label."""
 
     track_id: str
-    label: str
+    label: Label
     timestamps_us: np.ndarray
     T_world_box: np.ndarray
     size: np.ndarray

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from p4dsim.errors import BackendUnavailableError
 from p4dsim.render.base import RasterSettings, Renderer, RenderOutput
-
-Device = Literal["auto", "cpu", "cuda"]
+from p4dsim.types import Device
 
 __all__ = ["Device", "RasterSettings", "RenderOutput", "Renderer", "cuda_available", "get_renderer"]
 

@@ -57,7 +57,8 @@ class Timeline:
 
 def ego_base(scenario: Scenario, scene: Scene4D, log: Log | None, where: str) -> PoseFn:
     if scenario.ego.base == "constant_velocity":
-        return constant_velocity_base(scene.meta.get("ego_velocity", np.zeros(3)))
+        v = scene.ego_velocity
+        return constant_velocity_base(v if v is not None else np.zeros(3))
     if scenario.ego.base == "stationary":
         return stationary_base()
     if scenario.ego.base == "waypoints":

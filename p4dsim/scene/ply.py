@@ -150,8 +150,10 @@ def save_scene(scene: Scene4D, path: str | Path, provenance: dict | None = None)
             }
             for i, a in enumerate(scene.actors)
         ],
-        "boxes": [_box_to_json(b) for b in scene.meta.get("boxes", [])],
-        "ego_velocity": np.asarray(scene.meta.get("ego_velocity", np.zeros(3))).tolist(),
+        "boxes": [_box_to_json(b) for b in scene.boxes],
+        "ego_velocity": np.asarray(
+            scene.ego_velocity if scene.ego_velocity is not None else np.zeros(3)
+        ).tolist(),
         "provenance": provenance or {},
     }
     tmp = sidecar_path(path).with_suffix(".tmp")
@@ -261,5 +263,6 @@ def load_scene(path: str | Path) -> Scene4D:
         ground=None if g is None else (np.asarray(g["normal"], dtype=np.float64), float(g["d"])),
         sky_depth=float(side["sky_depth"]),
         is_sky=owner[static_mask] == -2,
-        meta={"boxes": boxes, "ego_velocity": np.asarray(side["ego_velocity"])},
+        boxes=boxes,
+        ego_velocity=np.asarray(side["ego_velocity"]),
     )

@@ -156,6 +156,7 @@ class ToytownAdapter(Adapter):
     description = "synthetic procedural driving world (exact ground truth, no files needed)"
     options_model = ToytownOptions
     needs_path = False
+    native_resolution = True
 
     def open(self, path: Path | None, options: BaseModel) -> ToytownLog:
         if path is not None:
