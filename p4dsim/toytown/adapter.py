@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from p4dsim.errors import ConfigError
 from p4dsim.geometry import inv_pose, yaw_of
 from p4dsim.plugins import Adapter
-from p4dsim.toytown.world import T_EGO_CAMERA, ToytownWorld
+from p4dsim.toytown.layout import T_EGO_CAMERA
+from p4dsim.toytown.world import ToytownWorld
 from p4dsim.types import Box3D, Camera, Frame, Log, SourceInfo, Track
 
 #: KITTI-like focal length (pixels) at 1242×375
