@@ -134,11 +134,33 @@ class Track:
     size: np.ndarray
 
 
+class Oracle(ABC):
+    """Ground truth from any pose at any time, for evaluating views no log recorded (perturbed
+    ego paths). A capability a log may offer (:meth:`Log.oracle`); synthetic worlds can,
+    recorded logs cannot. Poses are in the log's world frame; times in seconds on the oracle's
+    clock (:meth:`time_of` gives a frame's)."""
+
+    @abstractmethod
+    def time_of(self, index: int) -> float:
+        """Time (s) of frame ``index`` on the oracle's clock."""
+
+    @abstractmethod
+    def true_view(self, camera: Camera, T_world_camera: np.ndarray, t: float) -> np.ndarray:
+        """The true image uint8 [H, W, 3] seen by ``camera`` at pose ``T_world_camera`` [4, 4]
+        (OpenCV axes) at time ``t``."""
+
+    @abstractmethod
+    def true_lidar(self, T_world_ego: np.ndarray, t: float) -> np.ndarray:
+        """The LiDAR sweep float32 [N, 3] (ego frame) from ego pose ``T_world_ego`` [4, 4] at
+        time ``t``."""
+
+
 class Log(ABC):
     """What an adapter opens: a sequence of frames with an ego trajectory.
 
-    Adapters implement ``__len__``, :meth:`frame` and :meth:`ego_trajectory`; :meth:`tracks` is
-    optional (datasets without track ids return an empty dict).
+    Adapters implement ``__len__``, :meth:`frame` and :meth:`ego_trajectory`; :meth:`tracks` and
+    :meth:`oracle` are optional (datasets without track ids return an empty dict, logs without
+    ground truth for unrecorded poses return None).
     """
 
     #: dataset name, e.g. ``"toytown"``, ``"kitti-raw"``
@@ -161,6 +183,10 @@ class Log(ABC):
     def tracks(self) -> dict[str, Track]:
         """Per-track box histories in the log's world frame, keyed by track id."""
         return {}
+
+    def oracle(self) -> Oracle | None:
+        """Ground truth for poses and times the log did not record, or None (the default)."""
+        return None
 
     def check_index(self, index: int) -> int:
         from p4dsim.errors import ConfigError

@@ -66,3 +66,33 @@ def test_track_ids_against_the_log():
         ConfigError, match=r"f.yaml: field 'actors.rules\[0\].select': track id 'nope'"
     ):
         check_track_ids([scen("nope")], lambda: log, "f.yaml")
+
+
+def test_oracle_is_a_declared_capability():
+    """Evaluation asks a log for its oracle instead of reaching into toytown: toytown's true
+    view at a logged pose and time is that frame's image; a log without one says None."""
+    import numpy as np
+
+    from p4dsim.eval.future import has_oracle
+    from p4dsim.types import Log, Oracle
+
+    log = SourceSpec.parse("toytown:?width=64&height=20&frames=3").open()
+    oracle = log.oracle()
+    assert isinstance(oracle, Oracle) and has_oracle(log)
+    fr = log.frame(2)
+    view = oracle.true_view(fr.camera, fr.T_world_ego @ fr.camera.T_ego_camera, oracle.time_of(2))
+    np.testing.assert_array_equal(view, fr.image)
+    pts = oracle.true_lidar(fr.T_world_ego, oracle.time_of(2))
+    np.testing.assert_array_equal(pts, fr.lidar)
+
+    class Recorded(Log):
+        def __len__(self):
+            return 1
+
+        def frame(self, index):
+            raise NotImplementedError
+
+        def ego_trajectory(self):
+            return None
+
+    assert Recorded().oracle() is None and not has_oracle(Recorded())
