@@ -1,7 +1,10 @@
-"""Replay: a scenario's poses over time -> renderer -> labels -> dataset rows.
+"""Replay: orchestrates one scenario file into one dataset, holding no rules of its own.
 
-Every pose is computed up front as a vectorised function of time; frames are rendered one
-time step at a time and streamed into the dataset writer.
+open the scene (:func:`p4dsim.opening.open_scene`) -> per variant, the timeline
+(:func:`p4dsim.scenario.timeline.make_timeline`) -> frames rendered in batches
+(:meth:`p4dsim.render.base.Renderer.render_steps`, :func:`p4dsim.pipeline.render_batches`)
+-> rows (:mod:`p4dsim.io.rows`) -> a sink (:class:`p4dsim.io.sinks.Sink`: the dataset writer
+in a background thread) -> manifest with a :class:`~p4dsim.summary.ReplaySummary` -> exports.
 """
 
 from __future__ import annotations
@@ -21,10 +24,7 @@ from p4dsim.errors import ConfigError
 from p4dsim.io.dataset import DatasetWriter
 from p4dsim.io.export import export_dataset
 from p4dsim.io.rows import actor_rows, frame_row
-from p4dsim.labels import (
-    LabelGeometry,
-    label_geometry,
-)
+from p4dsim.labels import LabelGeometry, label_geometry
 from p4dsim.metrics import FrameMetrics, run_summary
 from p4dsim.opening import build_config, open_scene
 from p4dsim.pipeline import BackgroundWriter, ordered_map, render_batches

@@ -64,3 +64,18 @@ def test_inside_pixels_matches_inside_box_mask():
     # float32 against float64: only pixels within a hair of a face may differ
     assert np.mean(got == ref_all) > 0.998
     assert not got[:2, :5].any()
+
+
+def test_gpu_depth_rule_matches_cpu_rule():
+    """The GPU path's depth / sky / alpha rule is the rule of p4dsim.render.frames."""
+    from p4dsim.render.frames import depth_rule
+    from p4dsim.render.gsplat.renderer import depth_rule_torch
+
+    rng = np.random.default_rng(3)
+    depth = rng.uniform(0.5, 80.0, (2, 30, 40)).astype(np.float32)
+    alpha = rng.uniform(0.0, 1.0, depth.shape).astype(np.float32)
+    sky = (alpha * rng.choice([0.0, 0.2, 0.9, 1.0], depth.shape)).astype(np.float32)
+    got = depth_rule_torch(torch.as_tensor(depth), torch.as_tensor(alpha), torch.as_tensor(sky))
+    for i in range(2):
+        np.testing.assert_array_equal(got[i].numpy(), depth_rule(depth[i], alpha[i], sky[i]))
+    assert np.isinf(got.numpy()).any() and (got.numpy() == 0).any()

@@ -10,8 +10,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 PKG = Path(__file__).resolve().parents[1] / "p4dsim"
 
 #: the most lines a module of p4dsim may hold, and replay.py in particular
@@ -123,7 +121,6 @@ def test_no_import_cycle():
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
-@pytest.mark.xfail(reason="cli.py and toytown/world.py are split later", strict=True)
 def test_module_sizes():
     too_long = {
         _module_name(p): n

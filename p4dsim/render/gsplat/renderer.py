@@ -222,10 +222,7 @@ class GsplatRenderer(Renderer):
             alpha = out.alpha
             ex = out.extra
             depth = out.depth
-            # the depth / sky / alpha rule of p4dsim.render.frames.depth_rule
-            sky = ex[..., CH_SKY] > SKY_SHARE * alpha.clamp(min=1e-6)
-            depth = torch.where(sky, float("inf"), depth)
-            depth = torch.where(alpha < MIN_ALPHA, 0.0, depth)
+            depth = depth_rule_torch(depth, alpha, ex[..., CH_SKY])
             rgb = torch.round(out.rgb * 255.0).clamp(0, 255).to(torch.uint8)
             coverage = ex[..., CH_CONFIDENCE].mean(dim=(1, 2))
             alpha_mean = alpha.mean(dim=(1, 2))
@@ -265,3 +262,19 @@ class GsplatRenderer(Renderer):
                 fr.encoded_rgb = ("jpeg", jpegs[i])
             frames.append(fr)
         return frames
+
+
+def depth_rule_torch(
+    depth: torch.Tensor,  # [..., H, W] expected camera z (m)
+    alpha: torch.Tensor,  # [..., H, W]
+    sky: torch.Tensor,  # [..., H, W] composited sky channel
+) -> torch.Tensor:
+    """:func:`p4dsim.render.frames.depth_rule` on tensors (on the device): ``inf`` where sky
+    carries more than :data:`~p4dsim.render.frames.SKY_SHARE` of the alpha, ``0`` where the
+    alpha is below :data:`~p4dsim.render.frames.MIN_ALPHA` (the share compared by
+    multiplication rather than division: equal up to float rounding at the threshold)."""
+    import torch
+
+    is_sky = sky > SKY_SHARE * alpha.clamp(min=1e-6)
+    depth = torch.where(is_sky, float("inf"), depth)
+    return torch.where(alpha < MIN_ALPHA, 0.0, depth)
