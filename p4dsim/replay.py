@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,7 @@ from p4dsim.errors import ConfigError
 from p4dsim.io.dataset import DatasetWriter
 from p4dsim.io.export import export_dataset
 from p4dsim.io.rows import actor_rows, frame_row
+from p4dsim.io.sinks import FanOut, Sink
 from p4dsim.labels import LabelGeometry, label_geometry
 from p4dsim.metrics import FrameMetrics, run_summary
 from p4dsim.opening import build_config, open_scene
@@ -107,8 +108,11 @@ def replay(
     scenario_path: Path | None = None,
     device: str | None = None,
     on_frame: Callable[[int, int], None] | None = None,
+    sinks: Sequence[Sink] = (),
 ) -> ReplayResult:
-    """Render every frame of ``scenario`` and write the native dataset to ``out_dir``."""
+    """Render every frame of ``scenario`` and write the native dataset to ``out_dir``;
+    ``sinks``: more writers that receive the same rows and the same manifest (committed after
+    the dataset, or aborted with it)."""
     where = str(scenario_path) if scenario_path else "scenario"
     base_dir = scenario_path.parent if scenario_path else None
     out_dir = Path(out_dir or scenario.output.dir or Path("out") / (scenario.name or "replay"))
@@ -130,7 +134,10 @@ def replay(
             get_exporter(fmt)
         except ConfigError as exc:
             raise ConfigError(f"{where}: field 'output.formats[{i}]': {exc}") from None
-    writer = BackgroundWriter(DatasetWriter(out_dir, rows_per_shard=scenario.output.rows_per_shard))
+    dataset = BackgroundWriter(
+        DatasetWriter(out_dir, rows_per_shard=scenario.output.rows_per_shard)
+    )
+    writer = FanOut([dataset, *sinks])
     run_id = scenario.name or "replay"
     total = sum(len(v.scenario.times()) for v in variants)
     coverage: list[float] = []

@@ -8,7 +8,8 @@ leaves no trace (:meth:`Sink.abort`). Implementations:
 * :class:`~p4dsim.io.dataset.DatasetWriter`: a whole dataset folder (Parquet shards of
   ``rows_per_shard`` frames plus ``manifest.json``), published by one rename;
 * :class:`~p4dsim.pipeline.BackgroundWriter`: a dataset writer fed from a thread;
-* :class:`ShardWriter`: one shard of an augment job, one Parquet file per table.
+* :class:`ShardWriter`: one shard of an augment job, one Parquet file per table;
+* :class:`FanOut`: several sinks fed the same rows (``replay(..., sinks=[...])``).
 
 A new output format (MCAP, a LiDAR table, ...) is one new class with these three methods.
 """
@@ -40,6 +41,37 @@ class Sink(Protocol):
     def abort(self) -> None:
         """Remove everything written; what existed before is left as it was."""
         ...
+
+
+class FanOut:
+    """Feeds every sink the same rows and commits them in order (returning the first one's
+    result); :meth:`abort` aborts the sinks not yet committed, so a failure while committing
+    one leaves the ones before it published and nothing of the others."""
+
+    def __init__(self, sinks: list[Sink]):
+        self.sinks = list(sinks)
+        self._committed = 0
+
+    def add(self, frame_row: dict[str, Any], actor_rows: list[dict[str, Any]]) -> None:
+        for s in self.sinks:
+            s.add(frame_row, actor_rows)
+
+    def commit(self, manifest: dict[str, Any] | None = None) -> Any:
+        results = []
+        for s in self.sinks[self._committed :]:
+            results.append(s.commit(manifest))
+            self._committed += 1
+        return results[0] if results else None
+
+    def abort(self) -> None:
+        errors = []
+        for s in self.sinks[self._committed :]:
+            try:
+                s.abort()
+            except Exception as exc:  # abort every sink, then report the first failure
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
 
 class ShardWriter:
