@@ -62,14 +62,8 @@ def _load_scene(scene_path: Path | None, width: int, height: int):
     from p4dsim.opening import open_scene
 
     if scene_path is not None:
-        import p4dsim
+        from p4dsim.scene.ply import load_scene
 
-        load_scene = getattr(p4dsim, "load_scene", None)
-        if load_scene is None:
-            raise ConfigError(
-                f"--scene {scene_path}: loading PLY scenes is not available in this p4dsim "
-                "(no p4dsim.load_scene); run the bench without --scene to use toytown"
-            )
         scene = load_scene(scene_path)
         if (scene.camera.width, scene.camera.height) != (width, height):
             scene.camera = scene.camera.with_resolution(width, height)
