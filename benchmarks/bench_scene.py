@@ -18,8 +18,9 @@ import numpy as np
 
 from p4dsim.geometry import inv_pose, make_pose, rot_z
 from p4dsim.render import get_renderer
-from p4dsim.replay import Timeline, make_timeline, render_frame
+from p4dsim.render.frames import render_frame
 from p4dsim.scenario.model import Scenario
+from p4dsim.scenario.timeline import Timeline, make_timeline
 from p4dsim.scene.baseline import lidar_splat
 from p4dsim.scene.builder import build_scene
 from p4dsim.scene.depth import project_lidar

@@ -59,24 +59,17 @@ def _peak_rss_mib() -> float:
 
 def _load_scene(scene_path: Path | None, width: int, height: int):
     """(scene, log, scene label). Toytown at width×height unless a PLY scene is given."""
-    from p4dsim.scene.builder import build_scene
-    from p4dsim.source import SourceSpec
+    from p4dsim.opening import open_scene
 
     if scene_path is not None:
-        import p4dsim
+        from p4dsim.scene.ply import load_scene
 
-        load_scene = getattr(p4dsim, "load_scene", None)
-        if load_scene is None:
-            raise ConfigError(
-                f"--scene {scene_path}: loading PLY scenes is not available in this p4dsim "
-                "(no p4dsim.load_scene); run the bench without --scene to use toytown"
-            )
         scene = load_scene(scene_path)
         if (scene.camera.width, scene.camera.height) != (width, height):
             scene.camera = scene.camera.with_resolution(width, height)
         return scene, None, str(scene_path)
-    log = SourceSpec.parse(f"toytown:?width={width}&height={height}").open()
-    return build_scene(log.frame(0)), log, f"toytown {width}x{height}"
+    opened = open_scene(f"toytown:?width={width}&height={height}", 0, where="bench")
+    return opened.scene, opened.log, f"toytown {width}x{height}"
 
 
 def _scenario(frames: int, fps: float, rgb: str, depth: str):
@@ -100,13 +93,14 @@ def _scenario(frames: int, fps: float, rgb: str, depth: str):
 def _raw_rate(scene, timeline, renderer, batch_size: int, repeats: int = 1) -> float:
     """Frames/s of the renderer alone over all time steps of ``timeline``."""
     from p4dsim.geometry import inv_pose
+    from p4dsim.render.gsplat import GsplatRenderer
 
     n = len(timeline.times)
     cam = timeline.camera
-    if hasattr(renderer, "render_steps"):
+    if isinstance(renderer, GsplatRenderer):  # the GPU's tensor path: results stay on the GPU
         import torch
 
-        from p4dsim.replay import scene_extra
+        from p4dsim.render.frames import scene_extra
 
         st = renderer.upload_scene(scene, scene_extra(scene))
         A = len(scene.actors)
@@ -122,7 +116,7 @@ def _raw_rate(scene, timeline, renderer, batch_size: int, repeats: int = 1) -> f
         for _ in range(repeats):
             for s in range(0, n, batch_size):
                 sl = slice(s, min(s + batch_size, n))
-                renderer.render_steps(
+                renderer.render_tensors(
                     st, views[sl], cam.K, cam.width, cam.height, poses[sl], present[sl]
                 )
         torch.cuda.synchronize()
@@ -159,20 +153,23 @@ def run_bench(
     from p4dsim.io.dataset import DatasetWriter
     from p4dsim.pipeline import BackgroundWriter
     from p4dsim.render import get_renderer
-    from p4dsim.replay import iter_rows, make_timeline, render_frames
+    from p4dsim.replay import iter_rows
+    from p4dsim.scenario.timeline import make_timeline
 
+    if rgb not in ("jpeg", "png") or depth not in ("float16", "png16"):
+        raise ConfigError("--rgb must be jpeg or png and --depth float16 or png16")
     if frames is not None and frames < 1:
         raise ConfigError(f"--frames must be at least 1, got {frames}")
     renderer = get_renderer(device)  # type: ignore[arg-type]
     frames = frames or DEFAULT_FRAMES.get(renderer.name, 64)
     scene, log, label = _load_scene(scene_path, width, height)
-    bs = int(getattr(renderer, "batch_size", 1))
+    bs = renderer.batch_size
     sc = _scenario(frames, 10.0, rgb, depth)
     timeline = make_timeline(sc, scene, log, "bench")
     n = len(timeline.times)
 
     # warm-up: kernels compiled, scene uploaded
-    render_frames(scene, timeline, list(range(min(bs, n))), renderer, sc.output)
+    renderer.render_steps(scene, timeline, list(range(min(bs, n))), sc.output)
 
     raw_tl = timeline
     if raw_frames is not None and raw_frames < n:

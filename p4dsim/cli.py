@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from p4dsim.errors import P4DSimError
+from p4dsim.types import check_device
 
 app = typer.Typer(
     name="p4dsim",
@@ -63,8 +64,7 @@ def replay(
     from p4dsim.replay import replay as run_replay
     from p4dsim.scenario.load import load_scenario
 
-    if device is not None and device not in ("auto", "cpu", "cuda"):
-        raise P4DSimError(f"--device must be auto, cpu or cuda, got '{device}'")
+    device = check_device(device)
     scenario = load_scenario(scenario_file)
     with _progress(quiet) as progress:
         task = progress.add_task(f"replay {scenario.name}", total=None)
@@ -78,25 +78,22 @@ def replay(
     s = result.summary
     table = Table(title=f"p4dsim replay: {scenario.name}", show_header=False)
     table.add_row("dataset", str(result.out_dir))
-    table.add_row("frames", str(s["frames"]))
-    table.add_row(
-        "time", f"{s['seconds']:.1f} s ({s['frames'] / max(s['seconds'], 1e-9):.2f} frames/s)"
-    )
-    table.add_row("renderer", f"{s['renderer']} ({s['device']})")
-    table.add_row("gaussians", f"{s['gaussians']:,}")
-    table.add_row("actors", str(s["actors"]))
-    if s.get("mean_coverage") is not None:
-        table.add_row("mean coverage", f"{s['mean_coverage']:.3f}")
-    for key, label in (
-        ("first_collision_s", "first collision"),
-        ("min_distance_m", "min distance"),
+    table.add_row("frames", str(s.frames))
+    table.add_row("time", f"{s.seconds:.1f} s ({s.frames / max(s.seconds, 1e-9):.2f} frames/s)")
+    table.add_row("renderer", f"{s.renderer} ({s.device})")
+    table.add_row("gaussians", f"{s.gaussians:,}")
+    table.add_row("actors", str(s.actors))
+    if s.mean_coverage is not None:
+        table.add_row("mean coverage", f"{s.mean_coverage:.3f}")
+    for value, label in (
+        (s.first_collision_s, "first collision"),
+        (s.min_distance_m, "min distance"),
     ):
-        if key in s:
-            table.add_row(label, "none" if s[key] is None else f"{s[key]:.2f}")
-    for fmt, path in s.get("exports", {}).items():
+        table.add_row(label, "none" if value is None else f"{value:.2f}")
+    for fmt, path in s.exports.items():
         table.add_row(f"export {fmt}", path)
-    if s.get("kinematic_warnings"):
-        table.add_row("kinematic warnings", f"{s['kinematic_warnings']} frames")
+    if s.kinematic_warnings:
+        table.add_row("kinematic warnings", f"{s.kinematic_warnings} frames")
     if preview:
         from p4dsim.preview import write_preview
 
@@ -298,12 +295,22 @@ def adapters() -> None:
 @app.command()
 def validate(scenario_file: Annotated[Path, typer.Argument(help="Scenario YAML file.")]) -> None:
     """Validate a scenario file and print the runs it expands to, without rendering."""
+    from p4dsim.opening import open_log
+    from p4dsim.scenario.actors import check_track_ids
     from p4dsim.scenario.load import load_scenario
     from p4dsim.scenario.variants import expand_variants
 
     scenario = load_scenario(scenario_file)
     variants = expand_variants(scenario, str(scenario_file))
-    _check_track_ids(scenario_file, [v.scenario for v in variants])
+    check_track_ids(
+        [v.scenario for v in variants],
+        lambda: open_log(
+            variants[0].scenario.source.model_dump(exclude_none=True),
+            scenario_file.parent,
+            f"{scenario_file}: field 'source'",
+        )[1],
+        str(scenario_file),
+    )
     table = Table(title=f"{scenario_file}: valid, {len(variants)} run(s)")
     table.add_column("run")
     table.add_column("variant")
@@ -324,19 +331,6 @@ def validate(scenario_file: Annotated[Path, typer.Argument(help="Scenario YAML f
 
 eval_app = typer.Typer(help="Evaluate rendered frames against real ones.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
-
-
-def _native_resolution(spec, res: tuple[int, int]):
-    """Sources that render their own images at any size (toytown) are opened at ``res``
-    rather than resampled, so logged frames and oracle views are sampled alike."""
-    from p4dsim.plugins import get_adapter
-    from p4dsim.source import SourceSpec
-
-    fields = getattr(get_adapter(spec.adapter).options_model, "model_fields", {})
-    if "width" in fields and "height" in fields and not {"width", "height"} & set(spec.options):
-        opts = {**spec.options, "width": res[0], "height": res[1]}
-        return SourceSpec(spec.adapter, spec.path, opts, spec.frame)
-    return spec
 
 
 @eval_app.command("future")
@@ -380,30 +374,24 @@ def eval_future(
     from p4dsim.eval.future import evaluate_future
     from p4dsim.eval.report import markdown_table, plot, summarize, write_json
     from p4dsim.eval.selection import (
-        parse_eval_frames,
         parse_horizons,
         parse_perturbation,
         parse_resolution,
     )
+    from p4dsim.perception.select import parse_actor_sources
+    from p4dsim.selection import parse_selection
     from p4dsim.source import SourceSpec
 
-    if device not in ("auto", "cpu", "cuda"):
-        raise P4DSimError(f"--device must be auto, cpu or cuda, got '{device}'")
+    device = check_device(device)
     ks = parse_horizons(horizons)
-    actor_sources: list[str | None] = []
-    for a in (x.strip() for x in actors.split(",")):
-        if a not in ("default", "auto", "labels", "none"):
-            raise P4DSimError(
-                f"--actors: unknown actor source '{a}' (use default, auto, labels or none)"
-            )
-        actor_sources.append(None if a == "default" else a)
+    actor_sources = parse_actor_sources(actors, "--actors")
     res = parse_resolution(resolution) if resolution else None
     perts = [parse_perturbation(p) for p in perturb or []]
     spec = SourceSpec.parse(source)
     if res is not None:
-        spec = _native_resolution(spec, res)
+        spec = spec.at_resolution(*res)
     log = spec.open(Path.cwd(), where=f"--source '{source}'")
-    ts = parse_eval_frames(frames, len(log))
+    ts = parse_selection(frames, len(log), "--frames", Path.cwd())
     out_dir = out or Path("out") / "eval" / f"{log.dataset}-{log.log_id}".replace("/", "_")
     with _progress(quiet) as progress:
         task = progress.add_task("eval future", total=len(ts))
@@ -524,35 +512,6 @@ def augment(
         sys.exit(1)
 
 
-def _check_track_ids(scenario_file: Path, scenarios: list) -> None:
-    """Track ids named in actor rules must exist in the log's tracks (when it has tracks;
-    replay checks them again against the source frame's actors)."""
-    from p4dsim.errors import ConfigError
-    from p4dsim.source import SourceSpec
-
-    named = {
-        (i, tid)
-        for sc in scenarios
-        for i, rule in enumerate(sc.actors.rules)
-        for tid in [rule.select.track_id, *(rule.select.track_ids or [])]
-        if tid
-    }
-    if not named:
-        return
-    sc = scenarios[0]
-    spec = SourceSpec.from_mapping(sc.source.model_dump(exclude_none=True))
-    log = spec.open(scenario_file.parent, where=f"{scenario_file}: field 'source'")
-    known = log.tracks()
-    if not known:
-        return
-    for i, tid in sorted(named):
-        if tid not in known:
-            raise ConfigError(
-                f"{scenario_file}: field 'actors.rules[{i}].select': track id '{tid}' does not "
-                f"exist in the source log; its tracks are: {', '.join(sorted(known))}"
-            )
-
-
 @app.command()
 def bench(
     scene: Annotated[
@@ -577,10 +536,7 @@ def bench(
     """Raw render frames/s against end-to-end replay frames/s (render + encode + write)."""
     from p4dsim.bench import run_bench
 
-    if device not in ("auto", "cpu", "cuda"):
-        raise P4DSimError(f"--device must be auto, cpu or cuda, got '{device}'")
-    if rgb not in ("jpeg", "png") or depth not in ("float16", "png16"):
-        raise P4DSimError("--rgb must be jpeg or png and --depth float16 or png16")
+    device = check_device(device)
     r = run_bench(scene, frames, device, width, height, rgb, depth, raw_frames)
     table = Table(title="p4dsim bench")
     for col in ("device", "scene", "frames", "raw render", "end to end", "e2e / raw", "peak RSS"):

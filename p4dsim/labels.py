@@ -14,12 +14,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from p4dsim.geometry import BOX_CORNER_SIGNS, box_corners, inv_pose, rot_z, transform_points, yaw_of
-from p4dsim.render.base import Renderer
 from p4dsim.types import Camera
+
+if TYPE_CHECKING:
+    from p4dsim.render.base import Renderer
 
 NEAR_M = 0.1
 #: a rendered actor pixel counts as visible when its surface lies within this of the box (m)

@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from p4dsim.io.dataset import DatasetWriter
     from p4dsim.render.base import Renderer
-    from p4dsim.replay import RenderedFrame, Timeline
+    from p4dsim.render.frames import RenderedFrame
     from p4dsim.scenario.model import OutputModel
+    from p4dsim.scenario.timeline import Timeline
     from p4dsim.scene.scene4d import Scene4D
 
 T = TypeVar("T")
@@ -118,16 +119,15 @@ def render_batches(
     render_threads: int = 3,
 ) -> Iterator[RenderedFrame]:
     """Frames of every time step of ``timeline`` in order, rendered ``batch_size`` steps at a
-    time (default: the renderer's ``batch_size``, else 1) in a background thread; a batched
+    time (default: the renderer's ``batch_size``) by
+    :meth:`~p4dsim.render.base.Renderer.render_steps` in a background thread; a batched
     renderer gets ``render_threads`` threads (gsplat waits on the device inside each call, so
     the threads' batches overlap) and a short interpreter switch interval while it runs."""
-    from p4dsim.replay import render_frames
-
     n = len(timeline.times)
-    bs = max(1, int(batch_size or getattr(renderer, "batch_size", 1)))
+    bs = max(1, int(batch_size or renderer.batch_size))
 
     def batch(s: int) -> list[RenderedFrame]:
-        return render_frames(scene, timeline, list(range(s, min(s + bs, n))), renderer, output)
+        return renderer.render_steps(scene, timeline, list(range(s, min(s + bs, n))), output)
 
     starts = range(0, n, bs)
     if bs == 1:
@@ -165,7 +165,8 @@ def ordered_map(
 
 
 class BackgroundWriter:
-    """Feeds a :class:`~p4dsim.io.dataset.DatasetWriter` from a thread through a bounded queue;
+    """A :class:`~p4dsim.io.sinks.Sink` that feeds a :class:`~p4dsim.io.dataset.DatasetWriter`
+    from a thread through a bounded queue;
     full shards are encoded to Parquet by ``write_workers`` threads at once (at most twice that
     many shards pending), recorded in the writer's shard list in order.
 
@@ -187,16 +188,8 @@ class BackgroundWriter:
         self._thread.start()
 
     def _write_shard(self, idx: int, frames: list[dict], actors: list[dict]) -> list:
-        from p4dsim.io.dataset import TABLES, ShardRecord, rows_to_table, write_table_atomic
-
         try:
-            records = []
-            for name, rows in (("frames", frames), ("actors", actors)):
-                table = rows_to_table(rows, TABLES[name])
-                rel = f"{name}/part-{idx:05d}.parquet"
-                rec = write_table_atomic(table, self.writer.stage / rel)
-                records.append(ShardRecord(name, rel, rec["rows"], rec["sha256"]))
-            return records
+            return self.writer.write_shard(idx, frames, actors)
         finally:
             self._slots.release()
 
@@ -254,7 +247,7 @@ class BackgroundWriter:
         self._shards, self._checked = [], 0
         self._pool.shutdown(wait=True)
 
-    def commit(self, manifest: dict[str, Any]) -> Any:
+    def commit(self, manifest: dict[str, Any] | None = None) -> Any:
         """Wait for queued rows and shards, then :meth:`DatasetWriter.commit`."""
         self._drain()
         self._check()

@@ -43,6 +43,10 @@ class Adapter(ABC):
     options_model: ClassVar[type[BaseModel]] = NoOptions
     #: whether the adapter needs a path (``ADAPTER:PATH``)
     needs_path: ClassVar[bool] = True
+    #: whether the adapter renders its images at any size asked for (options ``width`` and
+    #: ``height``), so a command that needs another resolution opens it at that size rather
+    #: than resampling (see :meth:`p4dsim.source.SourceSpec.at_resolution`)
+    native_resolution: ClassVar[bool] = False
 
     @abstractmethod
     def open(self, path: Path | None, options: BaseModel) -> Log:

@@ -67,6 +67,18 @@ class SourceSpec:
             frame=int(frame),
         )
 
+    def at_resolution(self, width: int, height: int) -> SourceSpec:
+        """This source opened at ``width``×``height`` when its adapter renders at any size
+        (:attr:`~p4dsim.plugins.Adapter.native_resolution`) and the source names no size, so
+        logged frames and oracle views are sampled alike; otherwise unchanged (the frames are
+        resampled by the caller)."""
+        if not get_adapter(self.adapter).native_resolution or {"width", "height"} & set(
+            self.options
+        ):
+            return self
+        opts = {**self.options, "width": int(width), "height": int(height)}
+        return SourceSpec(self.adapter, self.path, opts, self.frame)
+
     def with_frame(self, frame: int) -> SourceSpec:
         return SourceSpec(self.adapter, self.path, dict(self.options), int(frame))
 

@@ -28,6 +28,23 @@ from p4dsim.geometry import box_corners
 Label = Literal["vehicle", "pedestrian", "cyclist", "sign", "other"]
 LABELS: tuple[str, ...] = ("vehicle", "pedestrian", "cyclist", "sign", "other")
 
+#: where rendering runs, for every command and scenario: ``auto`` = cuda when available
+Device = Literal["auto", "cpu", "cuda"]
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+
+#: where the source frame's depth comes from (see :class:`p4dsim.scene.builder.BuildConfig`)
+DepthSource = Literal["auto", "lidar", "prior", "mono"]
+
+
+def check_device(value: str | None, where: str = "--device") -> Device | None:
+    """``value`` as a :data:`Device` (None stays None); raises
+    :class:`~p4dsim.errors.ConfigError` naming ``where`` and the valid devices otherwise."""
+    from p4dsim.errors import ConfigError
+
+    if value is None or value in DEVICES:
+        return value  # type: ignore[return-value]
+    raise ConfigError(f"{where} must be {', '.join(DEVICES[:-1])} or {DEVICES[-1]}, got '{value}'")
+
 
 @dataclass(frozen=True)
 class Camera:
@@ -61,7 +78,7 @@ class Box3D:
     """
 
     track_id: str
-    label: str
+    label: Label
     center: np.ndarray
     size: np.ndarray
     yaw: float
@@ -111,17 +128,39 @@ class Track:
     """A logged box history: timestamps_us [T] int64, T_world_box [T, 4, 4], size [3], label."""
 
     track_id: str
-    label: str
+    label: Label
     timestamps_us: np.ndarray
     T_world_box: np.ndarray
     size: np.ndarray
 
 
+class Oracle(ABC):
+    """Ground truth from any pose at any time, for evaluating views no log recorded (perturbed
+    ego paths). A capability a log may offer (:meth:`Log.oracle`); synthetic worlds can,
+    recorded logs cannot. Poses are in the log's world frame; times in seconds on the oracle's
+    clock (:meth:`time_of` gives a frame's)."""
+
+    @abstractmethod
+    def time_of(self, index: int) -> float:
+        """Time (s) of frame ``index`` on the oracle's clock."""
+
+    @abstractmethod
+    def true_view(self, camera: Camera, T_world_camera: np.ndarray, t: float) -> np.ndarray:
+        """The true image uint8 [H, W, 3] seen by ``camera`` at pose ``T_world_camera`` [4, 4]
+        (OpenCV axes) at time ``t``."""
+
+    @abstractmethod
+    def true_lidar(self, T_world_ego: np.ndarray, t: float) -> np.ndarray:
+        """The LiDAR sweep float32 [N, 3] (ego frame) from ego pose ``T_world_ego`` [4, 4] at
+        time ``t``."""
+
+
 class Log(ABC):
     """What an adapter opens: a sequence of frames with an ego trajectory.
 
-    Adapters implement ``__len__``, :meth:`frame` and :meth:`ego_trajectory`; :meth:`tracks` is
-    optional (datasets without track ids return an empty dict).
+    Adapters implement ``__len__``, :meth:`frame` and :meth:`ego_trajectory`; :meth:`tracks` and
+    :meth:`oracle` are optional (datasets without track ids return an empty dict, logs without
+    ground truth for unrecorded poses return None).
     """
 
     #: dataset name, e.g. ``"toytown"``, ``"kitti-raw"``
@@ -144,6 +183,10 @@ class Log(ABC):
     def tracks(self) -> dict[str, Track]:
         """Per-track box histories in the log's world frame, keyed by track id."""
         return {}
+
+    def oracle(self) -> Oracle | None:
+        """Ground truth for poses and times the log did not record, or None (the default)."""
+        return None
 
     def check_index(self, index: int) -> int:
         from p4dsim.errors import ConfigError

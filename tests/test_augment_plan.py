@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from augment_helpers import SCENARIO_SHIFT, SCENARIO_SLOW, TINY_SOURCE, write_scenarios
 
-from p4dsim.augment.selection import parse_selection
 from p4dsim.augment.tasks import plan_job, scenario_files
 from p4dsim.errors import ConfigError
 from p4dsim.scenario.model import Scenario
+from p4dsim.selection import parse_selection
 
 
 def test_selection_ranges_lists_and_files(tmp_path: Path):

@@ -14,8 +14,9 @@ import pytest
 from p4dsim.geometry import inv_pose, make_pose
 from p4dsim.io.codecs import decode_depth, decode_rgb
 from p4dsim.render import get_renderer
-from p4dsim.replay import make_timeline, render_frame
+from p4dsim.render.frames import render_frame
 from p4dsim.scenario.model import Scenario
+from p4dsim.scenario.timeline import make_timeline
 from p4dsim.scene.builder import build_scene
 from p4dsim.source import SourceSpec
 

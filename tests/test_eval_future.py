@@ -14,12 +14,12 @@ from p4dsim.errors import ConfigError
 from p4dsim.eval.future import evaluate_future
 from p4dsim.eval.report import markdown_table, summarize
 from p4dsim.eval.selection import (
-    parse_eval_frames,
     parse_horizons,
     parse_perturbation,
     parse_resolution,
 )
 from p4dsim.scenario.model import LateralOffset, SpeedScale
+from p4dsim.selection import parse_selection
 from p4dsim.source import SourceSpec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,21 +32,24 @@ def _real_data() -> Path | None:
 
 
 def test_frame_selection():
-    assert parse_eval_frames("0:10", 15) == list(range(10))
-    assert parse_eval_frames("0:200:5", 15) == [0, 5, 10]
-    assert parse_eval_frames("1,3,7", 15) == [1, 3, 7]
-    assert parse_eval_frames("0:3, 9,1", 15) == [0, 1, 2, 9]
-    assert parse_eval_frames(":", 4) == [0, 1, 2, 3]
+    """eval takes the frame selections of every command (p4dsim.selection): strict, so a
+    range past the end of the log is an error rather than trimmed."""
+    assert parse_selection("0:10", 15) == list(range(10))
+    assert parse_selection("0:15:5", 15) == [0, 5, 10]
+    assert parse_selection("1,3,7", 15) == [1, 3, 7]
+    assert parse_selection("0:3, 9,1", 15) == [0, 1, 2, 9]
+    assert parse_selection(":", 4) == [0, 1, 2, 3]
     for bad, msg in (
-        ("20", "outside the log"),
-        ("a:3", "not an integer"),
+        ("20", "out of range"),
+        ("a:3", "must be an integer"),
         ("0:5:0", "step"),
-        ("15:20", "selects no frame"),
+        ("0:200:5", "ends after the last frame"),
+        ("15:20", "ends after the last frame"),
         ("", "empty"),
         ("1,,2", "empty item"),
     ):
         with pytest.raises(ConfigError, match=msg):
-            parse_eval_frames(bad, 15)
+            parse_selection(bad, 15)
 
 
 def test_other_options():
@@ -161,7 +164,7 @@ def test_cli_writes_json_and_plot(tmp_path):
         text=True,
         timeout=120,
     )
-    assert bad.returncode == 2 and "outside the log" in bad.stderr
+    assert bad.returncode == 2 and "frame 99 is out of range" in bad.stderr
 
 
 @pytest.mark.realdata

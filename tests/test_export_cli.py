@@ -56,7 +56,7 @@ def test_scenario_output_formats(tmp_path):
     sc = parse_scenario({**SCENARIO, "output": {"formats": ["kitti"]}}, "test")
     res = replay(sc, tmp_path / "run")
     assert (tmp_path / "run" / "exports" / "kitti" / "label_2" / "000000.txt").exists()
-    assert res.summary["exports"]["kitti"].endswith("kitti")
+    assert res.summary.exports["kitti"].endswith("kitti")
 
 
 def test_unknown_output_format_fails_before_rendering(tmp_path):

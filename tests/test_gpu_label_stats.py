@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 
 
 def test_label_stats_match_masks():
-    from p4dsim.render.gsplat_backend import _label_stats
+    from p4dsim.render.gsplat.labels import label_stats
 
     rng = np.random.default_rng(0)
     B, A, H, W = 3, 4, 20, 30
@@ -23,7 +23,7 @@ def test_label_stats_match_masks():
             y, x = rng.integers(0, H - 5), rng.integers(0, W - 5)
             patch = vid[b, y : y + rng.integers(1, 6), x : x + rng.integers(1, 6)]
             patch[rng.uniform(size=patch.shape) < 0.8] = a
-    counts, boxes = _label_stats(torch.as_tensor(vid), A)
+    counts, boxes = label_stats(torch.as_tensor(vid), A)
     for bi in range(B):
         for ai in range(A):
             m = vid[bi] == ai
@@ -33,7 +33,7 @@ def test_label_stats_match_masks():
 
 
 def test_inside_pixels_matches_inside_box_mask():
-    from p4dsim.render.gsplat_backend import _inside_pixels
+    from p4dsim.render.gsplat.labels import inside_pixels
 
     rng = np.random.default_rng(1)
     H, W = 40, 60
@@ -51,7 +51,7 @@ def test_inside_pixels_matches_inside_box_mask():
     half = np.stack([np.full(3, 100.0), size / 2 + BOX_TOL_M]).astype(np.float32)
     which = np.ones((1, H, W), np.int64)
     which[0, :, : W // 3] = 0  # these pixels are tested against the huge box 0
-    got = _inside_pixels(
+    got = inside_pixels(
         torch.as_tensor(depth[None]),
         torch.arange(W).view(1, 1, W),
         torch.arange(H).view(1, H, 1),
@@ -64,3 +64,18 @@ def test_inside_pixels_matches_inside_box_mask():
     # float32 against float64: only pixels within a hair of a face may differ
     assert np.mean(got == ref_all) > 0.998
     assert not got[:2, :5].any()
+
+
+def test_gpu_depth_rule_matches_cpu_rule():
+    """The GPU path's depth / sky / alpha rule is the rule of p4dsim.render.frames."""
+    from p4dsim.render.frames import depth_rule
+    from p4dsim.render.gsplat.renderer import depth_rule_torch
+
+    rng = np.random.default_rng(3)
+    depth = rng.uniform(0.5, 80.0, (2, 30, 40)).astype(np.float32)
+    alpha = rng.uniform(0.0, 1.0, depth.shape).astype(np.float32)
+    sky = (alpha * rng.choice([0.0, 0.2, 0.9, 1.0], depth.shape)).astype(np.float32)
+    got = depth_rule_torch(torch.as_tensor(depth), torch.as_tensor(alpha), torch.as_tensor(sky))
+    for i in range(2):
+        np.testing.assert_array_equal(got[i].numpy(), depth_rule(depth[i], alpha[i], sky[i]))
+    assert np.isinf(got.numpy()).any() and (got.numpy() == 0).any()

@@ -31,4 +31,4 @@ def test_kitti_raw_replay_with_export(real_data, tmp_path):
     assert len(list((kitti / "image_2").iterdir())) == 3
     calib = (kitti / "calib" / "000000.txt").read_text()
     assert "P2:" in calib and "Tr_velo_to_cam:" in calib
-    assert res.summary["mean_coverage"] > 0.3
+    assert res.summary.mean_coverage > 0.3

@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 
 from p4dsim.geometry import make_pose, pose_from_xyz_yaw, rot_z
+from p4dsim.io.rows import actor_rows
 from p4dsim.labels import alone_pixels, box2d_from_mask, box_iou, corners_camera, truncation
 from p4dsim.render import get_renderer
-from p4dsim.replay import actor_rows, make_timeline, render_frame
+from p4dsim.render.frames import render_frame
 from p4dsim.scenario.model import Scenario
+from p4dsim.scenario.timeline import make_timeline
 from p4dsim.scene.builder import build_scene
 from p4dsim.source import SourceSpec
 from p4dsim.toytown.adapter import toytown_camera

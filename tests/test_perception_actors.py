@@ -11,11 +11,13 @@ from typer.testing import CliRunner
 
 from p4dsim.cli import app
 from p4dsim.errors import ConfigError
+from p4dsim.io.rows import actor_rows
 from p4dsim.perception.cluster import ClusterConfig, fit_box
 from p4dsim.perception.select import frame_with_actors, resolve_source
 from p4dsim.render import get_renderer
-from p4dsim.replay import actor_rows, make_timeline, render_frame
+from p4dsim.render.frames import render_frame
 from p4dsim.scenario.model import Scenario
+from p4dsim.scenario.timeline import make_timeline
 from p4dsim.scene.builder import build_scene
 from p4dsim.source import SourceSpec
 

@@ -55,7 +55,7 @@ def _check(rgb_a, rgb_b, depth_a, depth_b, alpha_a, tag: str) -> None:
 
 def test_render_matches_cpu() -> None:
     from p4dsim.render.cpu import CpuRenderer
-    from p4dsim.render.gsplat_backend import GsplatRenderer
+    from p4dsim.render.gsplat import GsplatRenderer
 
     g, extra = _random_scene(3000, seed=1)
     V = np.stack([np.eye(4), np.eye(4)])
@@ -77,10 +77,12 @@ def test_batched_replay_frames_match_cpu() -> None:
     """The GPU's batched 4D path (actors posed on the GPU, one removed) equals the CPU's
     frame-by-frame replay on toytown: pictures, coverage, and the labels it computes on the
     device (visible pixels, 2D boxes, visible fractions)."""
+    from p4dsim.io.rows import actor_rows
     from p4dsim.labels import alone_pixels
     from p4dsim.render import get_renderer
-    from p4dsim.replay import actor_rows, make_timeline, render_frame
+    from p4dsim.render.frames import render_frame
     from p4dsim.scenario.model import Scenario
+    from p4dsim.scenario.timeline import make_timeline
     from p4dsim.scene.builder import build_scene
     from p4dsim.source import SourceSpec
 
@@ -101,7 +103,7 @@ def test_batched_replay_frames_match_cpu() -> None:
     removed = scene.actors[0].track_id
     del tl.actor_poses[removed]
     ks = list(range(len(tl.times)))
-    gpu = get_renderer("cuda").render_frames(scene, tl, ks)
+    gpu = get_renderer("cuda").render_steps(scene, tl, ks)
     cpu = get_renderer("cpu")
     checked = 0
     for k in ks:
@@ -143,11 +145,11 @@ def test_gpu_jpeg_decodes_to_the_frame() -> None:
     import torch
 
     from p4dsim.io.codecs import decode_rgb
-    from p4dsim.render.gsplat_backend import _encode_jpeg_gpu
+    from p4dsim.render.gsplat.jpeg import encode_jpeg_gpu
 
     rng = np.random.default_rng(0)
     img = np.clip(rng.normal(128, 20, (2, 48, 64, 3)), 0, 255).astype(np.uint8)
-    out = _encode_jpeg_gpu(torch.as_tensor(img, device="cuda"), 95)
+    out = encode_jpeg_gpu(torch.as_tensor(img, device="cuda"), 95)
     if out is None:
         pytest.skip("torchvision has no GPU JPEG encoder here")
     for i in range(2):

@@ -11,9 +11,10 @@ import pytest
 
 from p4dsim.geometry import inv_pose
 from p4dsim.io.dataset import read_manifest, read_table
-from p4dsim.replay import make_timeline, replay
+from p4dsim.replay import replay
 from p4dsim.scenario.load import load_scenario
 from p4dsim.scenario.model import Scenario
+from p4dsim.scenario.timeline import make_timeline
 from p4dsim.scene.builder import build_scene
 from p4dsim.source import SourceSpec
 

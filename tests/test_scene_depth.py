@@ -9,7 +9,7 @@ import pytest
 
 from p4dsim.scene.depth import complete_depth, detect_sky, project_lidar, refine_depth_edges
 from p4dsim.source import SourceSpec
-from p4dsim.toytown.world import LIDAR_MAX_RANGE
+from p4dsim.toytown.lidar import LIDAR_MAX_RANGE
 
 W, H = 621, 188
 

@@ -153,7 +153,8 @@ def test_coverage_counts_observed_content_only(toytown):
     """Coverage is 1 at the source view; for a pure camera rotation (no parallax) it is the
     rendered alpha of the observed Gaussians alone, at most the share of pixels whose rays fall
     inside the source image: synthesised content (border, behind layer) counts 0."""
-    from p4dsim.replay import Timeline, render_frame
+    from p4dsim.render.frames import render_frame
+    from p4dsim.scenario.timeline import Timeline
 
     log, frame = toytown
     scene = build_scene(frame)

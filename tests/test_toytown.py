@@ -9,14 +9,9 @@ from p4dsim.errors import ConfigError
 from p4dsim.geometry import inv_pose, project, transform_points, yaw_of
 from p4dsim.source import SourceSpec
 from p4dsim.toytown import ToytownLog, ToytownWorld, toytown_camera
-from p4dsim.toytown.world import (
-    KERB_HEIGHT,
-    LIDAR_MAX_RANGE,
-    LIDAR_POSITION,
-    ROAD_LEFT,
-    ROAD_RIGHT,
-    SEMANTIC_CLASSES,
-)
+from p4dsim.toytown.layout import KERB_HEIGHT, ROAD_LEFT, ROAD_RIGHT
+from p4dsim.toytown.lidar import LIDAR_MAX_RANGE, LIDAR_POSITION
+from p4dsim.toytown.shading import SEMANTIC_CLASSES
 
 W, H = 320, 96
 

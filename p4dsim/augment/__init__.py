@@ -4,6 +4,6 @@ See :func:`p4dsim.augment.job.run_augment` (what ``p4dsim augment`` runs).
 """
 
 from p4dsim.augment.job import AugmentConfig, AugmentSummary, run_augment
-from p4dsim.augment.selection import parse_selection
+from p4dsim.selection import parse_selection
 
 __all__ = ["AugmentConfig", "AugmentSummary", "parse_selection", "run_augment"]

@@ -16,11 +16,12 @@ from pathlib import Path
 
 from p4dsim.augment.executors import Executor, make_executor
 from p4dsim.augment.manifest import AugmentManifest
-from p4dsim.augment.selection import parse_selection
 from p4dsim.augment.shard import ShardResult
 from p4dsim.augment.tasks import JobPlan, plan_job, scenario_files
 from p4dsim.errors import ConfigError
+from p4dsim.selection import parse_selection
 from p4dsim.source import SourceSpec
+from p4dsim.types import Device, check_device
 
 
 @dataclass
@@ -35,7 +36,7 @@ class AugmentConfig:
     workers: int | None = None
     address: str | None = None
     gpus_per_worker: float = 0.0
-    device: str | None = None
+    device: Device | None = None
     force: bool = False
     manifest_interval_s: float = 1.0
 
@@ -67,8 +68,7 @@ class AugmentSummary:
 
 def plan_from_config(cfg: AugmentConfig, base_dir: Path | None = None) -> JobPlan:
     """Select frames (checked against the log's length) and plan the job's shards."""
-    if cfg.device is not None and cfg.device not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"--device must be auto, cpu or cuda, got '{cfg.device}'")
+    check_device(cfg.device, "--device")
     base_dir = base_dir or Path.cwd()
     spec = SourceSpec.parse(cfg.source)
     if spec.frame != 0:

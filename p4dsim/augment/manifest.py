@@ -173,7 +173,7 @@ class AugmentManifest:
             "shard": result.shard_id,
             "source_frame": result.frame,
             "frames": result.frames,
-            "runs": result.runs,
+            "runs": [r.to_json() for r in result.runs],
             "files": [asdict(f) for f in result.files],
         }
         self._dirty = True

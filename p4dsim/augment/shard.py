@@ -15,12 +15,14 @@ import os
 import socket
 import time
 import traceback
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from p4dsim.augment.tasks import SHARD_TABLES, ShardSpec
+from p4dsim.io.dataset import ShardRecord
+from p4dsim.io.sinks import ShardWriter
+from p4dsim.summary import RunRecord
 
 #: per-process caches: open logs by source string, renderers by device
 _LOGS: dict[tuple[str, str | None], Any] = {}
@@ -28,21 +30,11 @@ _RENDERERS: dict[str, Any] = {}
 
 
 @dataclass
-class ShardFile:
-    """One written Parquet file of a shard (``path`` relative to the dataset folder)."""
-
-    table: str
-    path: str
-    rows: int
-    sha256: str
-
-
-@dataclass
 class ShardResult:
     """What a worker sends back: small, whatever the shard's size.
 
     frames: rendered frames (frames-table rows); seconds: wall time of the shard in the
-    worker; runs: one record per run (run_id, variant_id, frames, overrides).
+    worker; runs: one record per run.
     """
 
     shard_id: str
@@ -50,20 +42,20 @@ class ShardResult:
     ok: bool
     frames: int = 0
     seconds: float = 0.0
-    files: list[ShardFile] = field(default_factory=list)
-    runs: list[dict[str, Any]] = field(default_factory=list)
+    files: list[ShardRecord] = field(default_factory=list)
+    runs: list[RunRecord] = field(default_factory=list)
     error: str | None = None
     worker: str = ""
 
 
 def _log(source: str, base_dir: str | None):
-    from p4dsim.source import SourceSpec
+    from p4dsim.opening import open_log
 
     key = (source, base_dir)
     if key not in _LOGS:
-        spec = SourceSpec.parse(source)
         _LOGS.clear()  # one source per job; keep only the current one
-        _LOGS[key] = spec.open(Path(base_dir) if base_dir else None, where=f"--source '{source}'")
+        where = f"--source '{source}'"
+        _LOGS[key] = open_log(source, Path(base_dir) if base_dir else None, where)[1]
     return _LOGS[key]
 
 
@@ -75,79 +67,12 @@ def _renderer(device: str):
     return _RENDERERS[device]
 
 
-class ShardWriter:
-    """Streams a shard's rows into one Parquet file per table, one row group per run.
-
-    Files are written under temporary names (``.<name>.tmp-<hex>``) and renamed by
-    :meth:`commit`; :meth:`abort` removes them. Settings are fixed
-    (:func:`~p4dsim.io.dataset.parquet_options`), so equal rows give equal bytes.
-    """
-
-    def __init__(self, spec: ShardSpec, out_dir: Path):
-        import pyarrow.parquet as pq
-
-        from p4dsim.io.dataset import TABLES, parquet_options
-
-        self.spec = spec
-        self.out_dir = Path(out_dir)
-        self.schemas = {t: TABLES[t] for t in SHARD_TABLES}
-        self.tmp: dict[str, Path] = {}
-        self.rows: dict[str, int] = {t: 0 for t in SHARD_TABLES}
-        self.writers = {}
-        for table in SHARD_TABLES:
-            final = self.out_dir / spec.relpath(table)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
-            self.tmp[table] = tmp
-            schema = self.schemas[table]
-            self.writers[table] = pq.ParquetWriter(tmp, schema, **parquet_options(schema))
-
-    def add(self, table: str, rows: list[dict[str, Any]]) -> None:
-        """Append ``rows`` of ``table`` as one row group (nothing when empty)."""
-        from p4dsim.io.dataset import rows_to_table
-
-        if rows:
-            self.writers[table].write_table(rows_to_table(rows, self.schemas[table]))
-            self.rows[table] += len(rows)
-
-    def commit(self) -> list[ShardFile]:
-        """Close, fsync and rename every file into place; return their records."""
-        from p4dsim.io.dataset import sha256_file
-
-        files = []
-        for table in SHARD_TABLES:
-            self.writers[table].close()
-            with open(self.tmp[table], "rb") as f:
-                os.fsync(f.fileno())
-        for table in SHARD_TABLES:
-            final = self.out_dir / self.spec.relpath(table)
-            os.replace(self.tmp[table], final)
-            files.append(
-                ShardFile(table, self.spec.relpath(table), self.rows[table], sha256_file(final))
-            )
-        return files
-
-    def abort(self) -> None:
-        """Remove the temporary files and any file of this shard already renamed."""
-        for table in SHARD_TABLES:
-            try:
-                self.writers[table].close()
-            except Exception:
-                pass
-            for path in (self.tmp[table], self.out_dir / self.spec.relpath(table)):
-                try:
-                    path.unlink(missing_ok=True)
-                except OSError:
-                    pass
-
-
-def render_shard(spec: ShardSpec, writer: ShardWriter) -> list[dict[str, Any]]:
-    """Build the shard's scene once and stream every run's rows into ``writer``; return one
-    record per run (run_id, variant_id, frames, overrides)."""
-    from p4dsim.perception.select import frame_with_actors
-    from p4dsim.replay import build_config, iter_rows
+def render_shard(spec: ShardSpec, writer: ShardWriter) -> list[RunRecord]:
+    """Build the shard's scene once and stream every run's rows into ``writer`` (one row
+    group per run); return one record per run."""
+    from p4dsim.opening import build_config, open_scene
+    from p4dsim.replay import iter_rows
     from p4dsim.scenario.model import Scenario
-    from p4dsim.scene.builder import build_scene
 
     log = _log(spec.source, spec.base_dir)
     frame = log.frame(log.check_index(spec.frame))
@@ -158,27 +83,23 @@ def render_shard(spec: ShardSpec, writer: ShardWriter) -> list[dict[str, Any]]:
         cfg = build_config(scenario)
         key = (cfg, scenario.actors.source)
         if key not in scenes:
-            with_actors = frame_with_actors(
-                frame, log, spec.frame, scenario.actors.source, task.where
-            )
-            scenes[key] = build_scene(with_actors, cfg)
+            scenes[key] = open_scene(
+                log,
+                spec.frame,
+                actors=scenario.actors.source,
+                config=cfg,
+                where=task.where,
+                frame=frame,
+            ).scene
         renderer = _renderer(spec.device or scenario.render.device)
-        frames, actors = [], []
+        n = 0
         for frow, arows in iter_rows(
             scenes[key], log, scenario, renderer, task.run_id, task.variant_id, task.where
         ):
-            frames.append(frow)
-            actors.extend(arows)
-        writer.add("frames", frames)
-        writer.add("actors", actors)
-        runs.append(
-            {
-                "run_id": task.run_id,
-                "variant_id": task.variant_id,
-                "frames": len(frames),
-                "overrides": task.overrides,
-            }
-        )
+            writer.add(frow, arows)
+            n += 1
+        writer.end_run()
+        runs.append(RunRecord(task.run_id, task.variant_id, n, task.overrides))
     return runs
 
 
@@ -188,14 +109,14 @@ def run_shard(spec: ShardSpec, out_dir: str) -> ShardResult:
     worker = f"{socket.gethostname()}:{os.getpid()}"
     writer = None
     try:
-        writer = ShardWriter(spec, Path(out_dir))
+        writer = ShardWriter(Path(out_dir), {t: spec.relpath(t) for t in SHARD_TABLES})
         runs = render_shard(spec, writer)
         files = writer.commit()
         return ShardResult(
             shard_id=spec.shard_id,
             frame=spec.frame,
             ok=True,
-            frames=sum(r["frames"] for r in runs),
+            frames=sum(r.frames for r in runs),
             seconds=time.perf_counter() - t0,
             files=files,
             runs=runs,

@@ -18,13 +18,14 @@ from typing import Any
 from p4dsim import __version__
 from p4dsim.errors import ConfigError
 from p4dsim.io.dataset import FORMAT_VERSION
+from p4dsim.io.rows import TABLES
 from p4dsim.scenario.load import load_scenario
 from p4dsim.scenario.model import Scenario, SourceModel
 from p4dsim.scenario.variants import expand_variants
 from p4dsim.source import SourceSpec
 
 #: the tables every shard writes, one Parquet file each
-SHARD_TABLES = ("frames", "actors")
+SHARD_TABLES = tuple(TABLES)
 
 
 @dataclass(frozen=True)

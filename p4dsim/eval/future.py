@@ -7,9 +7,10 @@ t + k: PSNR and SSIM of the image, AbsRel and RMSE of depth against the LiDAR of
 projected into the image, and coverage. The ``copy`` and ``lidar_warp`` baselines predict the
 same views (:mod:`p4dsim.eval.baselines`).
 
-Logs with an oracle (toytown: ``log.world.render`` gives the true view from any pose at any
-time) also evaluate perturbed, never-logged ego paths: the reference image is the oracle's
-view and the reference depth the oracle's LiDAR sweep from the perturbed pose.
+Logs with a ground-truth oracle (:meth:`p4dsim.types.Log.oracle`; toytown offers one: the
+true view from any pose at any time) also evaluate perturbed, never-logged ego paths: the
+reference image is the oracle's view and the reference depth the oracle's LiDAR sweep from
+the perturbed pose.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ from p4dsim.errors import ConfigError
 from p4dsim.eval.baselines import Prediction, copy_prediction, lidar_warp_prediction, source_depth
 from p4dsim.eval.metrics import depth_errors, psnr, ssim
 from p4dsim.geometry import inv_pose
-from p4dsim.perception.select import frame_with_actors
+from p4dsim.opening import open_scene
 from p4dsim.render import get_renderer
-from p4dsim.replay import Timeline, render_frame
+from p4dsim.render.frames import render_frame
 from p4dsim.scenario.actors import resolve_motions
 from p4dsim.scenario.ego import ego_poses, log_base
 from p4dsim.scenario.model import ActorsModel, EgoModel, LateralOffset, SpeedScale
-from p4dsim.scene.builder import BuildConfig, build_scene
+from p4dsim.scenario.timeline import Timeline
+from p4dsim.scene.builder import BuildConfig
 from p4dsim.scene.depth import project_lidar
 from p4dsim.types import Frame, Log
 
@@ -93,9 +95,8 @@ def method_name(actor_source: str | None) -> str:
 
 
 def has_oracle(log: Log) -> bool:
-    """Whether the log can render the true view from any pose (toytown)."""
-    world = getattr(log, "world", None)
-    return world is not None and callable(getattr(world, "render", None))
+    """Whether the log offers ground truth for unrecorded poses (:meth:`Log.oracle`)."""
+    return log.oracle() is not None
 
 
 def trajectory_name(p: LateralOffset | SpeedScale) -> str:
@@ -186,20 +187,24 @@ def _perturbed_targets(
         return []
     poses = ego_poses(EgoModel(base="log", perturbations=[pert]), base, dts)
     cam = src.camera
-    world = log.world  # type: ignore[attr-defined]
-    t0 = float(src.extras.get("time_s", log.time(t)))  # type: ignore[attr-defined]
+    oracle = log.oracle()
+    if oracle is None:
+        raise ConfigError(
+            f"--perturb: the {log.dataset} log has no ground truth for unlogged poses"
+        )
+    t0 = oracle.time_of(t)
     out = []
     for k, dt, T_scene_ego in zip(ks, dts, poses, strict=True):
         T_log_ego = T_log_scene @ T_scene_ego
-        gt = world.render(cam.K, cam.width, cam.height, T_log_ego @ cam.T_ego_camera, t0 + dt)
-        pts = world.lidar(T_log_ego, t0 + dt)
+        rgb = oracle.true_view(cam, T_log_ego @ cam.T_ego_camera, t0 + dt)
+        pts = oracle.true_lidar(T_log_ego, t0 + dt)
         out.append(
             Target(
                 trajectory_name(pert),
                 k,
                 float(dt),
                 T_scene_ego,
-                gt.rgb,
+                rgb,
                 project_lidar(pts, cam),
             )
         )
@@ -245,8 +250,9 @@ def evaluate_future(
         t0 = time.perf_counter()
         scenes = {}
         for a_src in actor_sources:
-            with_actors = frame_with_actors(src, log, t, a_src, where=f"frame {t}")
-            scenes[method_name(a_src)] = build_scene(with_actors, build or BuildConfig())
+            scenes[method_name(a_src)] = open_scene(
+                log, t, actors=a_src, config=build, where=f"frame {t}", frame=src
+            ).scene
         scene = next(iter(scenes.values()))
         timings["build_s"] += time.perf_counter() - t0
         targets = _logged_targets(log, cache, t, horizons, scene.T_log_scene)

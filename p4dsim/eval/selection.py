@@ -1,8 +1,5 @@
-"""Command-line lists for evaluation: frame selections, horizons, resolutions, perturbations.
-
-Frame selections: ``0:10`` (frames 0..9, a Python slice), ``0:200:5`` (every fifth), ``1,3,7``
-(a list), or several of these joined by commas (``0:5,9``).
-"""
+"""Command-line lists for evaluation: horizons, resolutions, perturbations. Frame selections
+use the parser of every command, :func:`p4dsim.selection.parse_selection`."""
 
 from __future__ import annotations
 
@@ -15,44 +12,6 @@ def _int(text: str, what: str, where: str) -> int:
         return int(text)
     except ValueError:
         raise ConfigError(f"{where}: {what} '{text}' is not an integer") from None
-
-
-def parse_eval_frames(text: str, n_frames: int, where: str = "--frames") -> list[int]:
-    """Frame indices (sorted, unique) of a selection in a log of ``n_frames`` frames.
-
-    Ranges are clipped to the log like Python slices; a single index outside the log is an
-    error. Raises :class:`ConfigError` naming the bad part.
-    """
-    if not text or not text.strip():
-        raise ConfigError(f"{where}: empty frame selection; write e.g. 0:10, 0:200:5 or 1,3,7")
-    out: set[int] = set()
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            raise ConfigError(f"{where}: empty item in '{text}'")
-        if ":" in part:
-            bits = part.split(":")
-            if len(bits) > 3:
-                raise ConfigError(f"{where}: '{part}' has more than two ':' (use START:STOP:STEP)")
-            start = _int(bits[0], "start", where) if bits[0] else 0
-            stop = _int(bits[1], "stop", where) if bits[1] else n_frames
-            step = _int(bits[2], "step", where) if len(bits) == 3 and bits[2] else 1
-            if step <= 0:
-                raise ConfigError(f"{where}: step of '{part}' must be positive")
-            if start < 0 or stop < 0:
-                raise ConfigError(f"{where}: negative index in '{part}'")
-            out.update(range(start, min(stop, n_frames), step))
-        else:
-            i = _int(part, "frame", where)
-            if not 0 <= i < n_frames:
-                raise ConfigError(
-                    f"{where}: frame {i} is outside the log, which has {n_frames} frames "
-                    f"(valid: 0..{n_frames - 1})"
-                )
-            out.add(i)
-    if not out:
-        raise ConfigError(f"{where}: '{text}' selects no frame of a {n_frames}-frame log")
-    return sorted(out)
 
 
 def parse_horizons(text: str, where: str = "--horizons") -> list[int]:

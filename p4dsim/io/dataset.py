@@ -35,105 +35,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from p4dsim.errors import OutputError
+from p4dsim.io.rows import ACTORS, FRAMES, TABLES, rows_to_table
 
 FORMAT = "p4dsim-dataset"
 FORMAT_VERSION = 1
-
-_f64list = pa.list_(pa.float64())
-
-FRAMES_SCHEMA = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("variant_id", pa.string()),
-        ("frame_index", pa.int32()),
-        ("timestamp_us", pa.int64()),
-        ("t_s", pa.float64()),
-        ("width", pa.int32()),
-        ("height", pa.int32()),
-        ("K", _f64list),
-        ("T_world_camera", _f64list),
-        ("T_world_ego", _f64list),
-        ("ego_speed", pa.float64()),
-        ("rgb", pa.binary()),
-        ("rgb_format", pa.string()),
-        ("depth", pa.binary()),
-        ("depth_format", pa.string()),
-        ("alpha_mean", pa.float32()),
-        ("coverage", pa.float32()),
-        ("source_dataset", pa.string()),
-        ("source_log", pa.string()),
-        ("source_frame", pa.int32()),
-        ("collision", pa.bool_()),
-        ("min_distance_m", pa.float64()),
-        ("ttc_s", pa.float64()),
-        ("kinematic_warning", pa.string()),
-    ]
-)
-
-ACTORS_SCHEMA = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("variant_id", pa.string()),
-        ("frame_index", pa.int32()),
-        ("track_id", pa.string()),
-        ("label", pa.string()),
-        ("source", pa.string()),
-        ("confidence", pa.float32()),
-        ("center_world", _f64list),
-        ("yaw_world", pa.float64()),
-        ("size", _f64list),
-        ("center_camera", _f64list),
-        ("yaw_camera", pa.float64()),
-        ("box2d", _f64list),
-        ("visible_pixels", pa.int64()),
-        ("visible_fraction", pa.float32()),
-        ("truncation", pa.float32()),
-        ("distance_m", pa.float64()),
-        ("speed", pa.float64()),
-    ]
-)
-
-TABLES = {"frames": FRAMES_SCHEMA, "actors": ACTORS_SCHEMA}
-
-
-def rows_to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
-    """``pa.Table.from_pylist(rows, schema=schema)``, column by column: lists of floats
-    without nulls become one flat float64 array plus offsets (ten times faster on label rows,
-    and the conversion holds the interpreter lock for that much less)."""
-    cols = {}
-    for f in schema:
-        vals = [r.get(f.name) for r in rows]
-        if (
-            pa.types.is_list(f.type)
-            and pa.types.is_float64(f.type.value_type)
-            and all(v is not None for v in vals)
-        ):
-            lens = np.fromiter((len(v) for v in vals), np.int64, len(vals))
-            offsets = np.zeros(len(vals) + 1, np.int32)
-            np.cumsum(lens, out=offsets[1:])
-            flat = np.fromiter((x for v in vals for x in v), np.float64, int(offsets[-1]))
-            cols[f.name] = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat), type=f.type)
-        elif pa.types.is_binary(f.type) and all(isinstance(v, bytes | memoryview) for v in vals):
-            cols[f.name] = _binary_array(vals)
-        else:
-            cols[f.name] = pa.array(vals, type=f.type)
-    return pa.Table.from_pydict(cols, schema=schema)
-
-
-def _binary_array(vals: list[bytes | memoryview]) -> pa.Array:
-    """A binary array of ``vals`` copied into one buffer from Arrow's memory pool (which
-    reuses memory, where converting the objects one by one faults in fresh pages: encoded
-    images make these columns hundreds of megabytes per shard)."""
-    offsets = np.zeros(len(vals) + 1, np.int64)
-    np.cumsum(np.fromiter((len(v) for v in vals), np.int64, len(vals)), out=offsets[1:])
-    if offsets[-1] >= 2**31:  # beyond 32-bit offsets: let pyarrow say so
-        return pa.array(vals, type=pa.binary())
-    data = pa.allocate_buffer(int(offsets[-1]))
-    dst = np.frombuffer(data, np.uint8)
-    for v, a, b in zip(vals, offsets[:-1], offsets[1:], strict=True):
-        dst[a:b] = np.frombuffer(v, np.uint8)
-    offs = pa.py_buffer(offsets.astype(np.int32))
-    return pa.Array.from_buffers(pa.binary(), len(vals), [None, offs, data])
 
 
 def sha256_file(path: Path) -> str:
@@ -181,6 +86,9 @@ def write_table_atomic(table: pa.Table, path: Path) -> dict[str, Any]:
 
 @dataclass
 class ShardRecord:
+    """One Parquet file of a dataset: its table, path relative to the dataset folder, row
+    count and sha256 (as listed in ``manifest.json``)."""
+
     table: str
     path: str
     rows: int
@@ -190,6 +98,7 @@ class ShardRecord:
 @dataclass
 class DatasetWriter:
     """Streams rows into Parquet shards of a staged dataset folder; :meth:`commit` publishes it.
+    A :class:`~p4dsim.io.sinks.Sink`.
 
     out_dir: final location. If it exists it must be a p4dsim dataset (it is replaced) or an
     empty folder; anything else is refused so that no user data is overwritten.
@@ -208,7 +117,7 @@ class DatasetWriter:
         for name in TABLES:
             (self.stage / name).mkdir(parents=True)
         self._buffers: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
-        self._counts: dict[str, int] = {name: 0 for name in TABLES}
+        self._shard_count = 0
         self._frames_in_buffer = 0
 
     def add(self, frame_row: dict[str, Any], actor_rows: list[dict[str, Any]]) -> None:
@@ -222,24 +131,34 @@ class DatasetWriter:
     def flush(self) -> None:
         if not self._buffers["frames"]:
             return
-        for name, schema in TABLES.items():
-            rows = self._buffers[name]
-            table = rows_to_table(rows, schema)
-            idx = self._counts[name]
-            rel = f"{name}/part-{idx:05d}.parquet"
-            rec = write_table_atomic(table, self.stage / rel)
-            self.shards.append(ShardRecord(name, rel, rec["rows"], rec["sha256"]))
-            self._counts[name] += 1
-            self._buffers[name] = []
+        self.shards.extend(
+            self.write_shard(self._shard_count, self._buffers[FRAMES], self._buffers[ACTORS])
+        )
+        self._shard_count += 1
+        self._buffers = {name: [] for name in TABLES}
         self._frames_in_buffer = 0
 
-    def commit(self, manifest: dict[str, Any]) -> Path:
-        """Flush, write ``manifest.json`` and move the staged folder to ``out_dir``."""
+    def write_shard(
+        self, index: int, frame_rows: list[dict[str, Any]], actor_rows: list[dict[str, Any]]
+    ) -> list[ShardRecord]:
+        """Write shard ``index`` of every table into the staging folder (atomically); return
+        its records (not yet added to :attr:`shards`). Safe to call from several threads for
+        different indices."""
+        records = []
+        for name, rows in ((FRAMES, frame_rows), (ACTORS, actor_rows)):
+            rel = f"{name}/part-{index:05d}.parquet"
+            rec = write_table_atomic(rows_to_table(rows, TABLES[name]), self.stage / rel)
+            records.append(ShardRecord(name, rel, rec["rows"], rec["sha256"]))
+        return records
+
+    def commit(self, manifest: dict[str, Any] | None = None) -> Path:
+        """Flush, write ``manifest.json`` (with ``manifest``'s entries) and move the staged
+        folder to ``out_dir``."""
         self.flush()
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            **manifest,
+            **(manifest or {}),
             "shards": [s.__dict__ for s in self.shards],
         }
         atomic_write_bytes(

@@ -11,6 +11,19 @@ from p4dsim.types import Frame, Log
 ActorSource = Literal["auto", "labels", "none"]
 
 
+def parse_actor_sources(text: str, where: str = "--actors") -> list[ActorSource | None]:
+    """A comma-separated list of actor sources: ``default`` (None: see
+    :func:`resolve_source`), ``auto``, ``labels`` or ``none``."""
+    out: list[ActorSource | None] = []
+    for a in (x.strip() for x in text.split(",")):
+        if a not in ("default", "auto", "labels", "none"):
+            raise ConfigError(
+                f"{where}: unknown actor source '{a}' (use default, auto, labels or none)"
+            )
+        out.append(None if a == "default" else a)  # type: ignore[arg-type]
+    return out
+
+
 def resolve_source(frame: Frame, source: ActorSource | None) -> ActorSource:
     """The effective actor source of a frame: ``source`` when given; otherwise ``labels`` when
     the frame has boxes, ``auto`` when it has none but has LiDAR, else ``labels`` (no actors)."""

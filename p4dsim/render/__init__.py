@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from p4dsim.errors import BackendUnavailableError
 from p4dsim.render.base import RasterSettings, Renderer, RenderOutput
-
-Device = Literal["auto", "cpu", "cuda"]
+from p4dsim.types import Device
 
 __all__ = ["Device", "RasterSettings", "RenderOutput", "Renderer", "cuda_available", "get_renderer"]
 
@@ -41,7 +38,7 @@ def get_renderer(device: Device = "auto", settings: RasterSettings | None = None
                 "use --device cpu (or device: cpu in the scenario's render section)"
             )
         try:
-            from p4dsim.render.gsplat_backend import GsplatRenderer
+            from p4dsim.render.gsplat import GsplatRenderer
         except ImportError as exc:
             raise BackendUnavailableError(
                 f"the gsplat backend could not be loaded: {exc}"

@@ -17,10 +17,19 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from p4dsim.errors import ConfigError
+from p4dsim.render.frames import render_each
 from p4dsim.scene.gaussians import GaussianSet
+
+if TYPE_CHECKING:
+    from p4dsim.render.frames import RenderedFrame
+    from p4dsim.scenario.model import OutputModel
+    from p4dsim.scenario.timeline import Timeline
+    from p4dsim.scene.scene4d import Scene4D
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,9 @@ class Renderer(ABC):
 
     #: backend name, e.g. ``"cpu"`` or ``"gsplat"``
     name: str = ""
+    #: time steps per :meth:`render_steps` call that the backend renders best (the replay
+    #: pipeline asks for batches of this many)
+    batch_size: int = 1
 
     def __init__(self, settings: RasterSettings | None = None) -> None:
         self.settings = settings or RasterSettings()
@@ -78,3 +90,63 @@ class Renderer(ABC):
         background: np.ndarray | None = None,  # [3] RGB, default black
         extra: np.ndarray | None = None,  # [N, E] per-Gaussian channels to composite
     ) -> RenderOutput: ...
+
+    def render_steps(
+        self,
+        scene: Scene4D,
+        timeline: Timeline,
+        ks: list[int],
+        output: OutputModel | None = None,
+    ) -> list[RenderedFrame]:
+        """The frames of time steps ``ks`` of ``timeline`` (see
+        :class:`~p4dsim.render.frames.RenderedFrame`). ``output``: the run's output settings,
+        for backends that can encode on the device. This default renders one step at a time
+        (:func:`~p4dsim.render.frames.render_each`); a backend with a batched path overrides
+        it."""
+        return render_each(self, scene, timeline, list(ks))
+
+
+def check_inputs(
+    gaussians: GaussianSet,
+    viewmats: np.ndarray,
+    Ks: np.ndarray,
+    width: int,
+    height: int,
+    background: np.ndarray | None,
+    extra: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Validate the arguments of :meth:`Renderer.render` (every backend calls it first);
+    returns (viewmats [C,4,4] f64, Ks [C,3,3] f64, bg [3] f64, extra)."""
+    if not isinstance(gaussians, GaussianSet):
+        raise ConfigError(f"render: gaussians must be a GaussianSet, got {type(gaussians)!r}")
+    viewmats = np.asarray(viewmats, dtype=np.float64)
+    Ks = np.asarray(Ks, dtype=np.float64)
+    if viewmats.ndim == 2:
+        viewmats = viewmats[None]
+    if Ks.ndim == 2:
+        Ks = Ks[None]
+    if viewmats.ndim != 3 or viewmats.shape[1:] != (4, 4):
+        raise ConfigError(f"render: viewmats has shape {viewmats.shape}; pass [C, 4, 4]")
+    if Ks.shape != (viewmats.shape[0], 3, 3):
+        raise ConfigError(
+            f"render: Ks has shape {Ks.shape}; pass [C, 3, 3] with C = {viewmats.shape[0]} "
+            "(one per viewmat)"
+        )
+    if not np.all(np.isfinite(viewmats)) or not np.all(np.isfinite(Ks)):
+        raise ConfigError("render: viewmats and Ks must be finite")
+    if np.any(Ks[:, 0, 0] <= 0) or np.any(Ks[:, 1, 1] <= 0):
+        raise ConfigError("render: Ks need positive focal lengths fx = K[0,0] and fy = K[1,1]")
+    if int(width) != width or int(height) != height or width <= 0 or height <= 0:
+        raise ConfigError(
+            f"render: width and height must be positive integers, got {width}x{height}"
+        )
+    bg = np.zeros(3) if background is None else np.asarray(background, dtype=np.float64)
+    if bg.shape != (3,):
+        raise ConfigError(f"render: background has shape {bg.shape}; pass an RGB triple [3]")
+    if extra is not None:
+        extra = np.asarray(extra, dtype=np.float64)
+        if extra.ndim != 2 or extra.shape[0] != len(gaussians):
+            raise ConfigError(
+                f"render: extra has shape {extra.shape}; pass [N, E] with N = {len(gaussians)}"
+            )
+    return np.ascontiguousarray(viewmats), np.ascontiguousarray(Ks), bg, extra

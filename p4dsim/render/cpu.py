@@ -24,8 +24,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from p4dsim.errors import ConfigError
-from p4dsim.render.base import Renderer, RenderOutput
+from p4dsim.render.base import Renderer, RenderOutput, check_inputs
 from p4dsim.scene.gaussians import GaussianSet
 
 #: margin (in units of sigma) above which the exact alpha test is skipped as surely failing
@@ -308,7 +307,7 @@ class CpuRenderer(Renderer):
         background: [3] RGB added as ``T * background`` (black when None); extra: [N, E]
         per-Gaussian channels composited like colour with a zero background.
         """
-        viewmats, Ks, bg, extra = _check_inputs(
+        viewmats, Ks, bg, extra = check_inputs(
             gaussians, viewmats, Ks, width, height, background, extra
         )
         s = self.settings
@@ -391,40 +390,3 @@ class CpuRenderer(Renderer):
             alpha=alpha,
             extra=np.ascontiguousarray(out[..., 3 : 3 + n_extra]) if extra is not None else None,
         )
-
-
-def _check_inputs(gaussians, viewmats, Ks, width, height, background, extra):
-    """Validate shapes; returns (viewmats [C,4,4] f64, Ks [C,3,3] f64, bg [3] f64, extra)."""
-    if not isinstance(gaussians, GaussianSet):
-        raise ConfigError(f"render: gaussians must be a GaussianSet, got {type(gaussians)!r}")
-    viewmats = np.asarray(viewmats, dtype=np.float64)
-    Ks = np.asarray(Ks, dtype=np.float64)
-    if viewmats.ndim == 2:
-        viewmats = viewmats[None]
-    if Ks.ndim == 2:
-        Ks = Ks[None]
-    if viewmats.ndim != 3 or viewmats.shape[1:] != (4, 4):
-        raise ConfigError(f"render: viewmats has shape {viewmats.shape}; pass [C, 4, 4]")
-    if Ks.shape != (viewmats.shape[0], 3, 3):
-        raise ConfigError(
-            f"render: Ks has shape {Ks.shape}; pass [C, 3, 3] with C = {viewmats.shape[0]} "
-            "(one per viewmat)"
-        )
-    if not np.all(np.isfinite(viewmats)) or not np.all(np.isfinite(Ks)):
-        raise ConfigError("render: viewmats and Ks must be finite")
-    if np.any(Ks[:, 0, 0] <= 0) or np.any(Ks[:, 1, 1] <= 0):
-        raise ConfigError("render: Ks need positive focal lengths fx = K[0,0] and fy = K[1,1]")
-    if int(width) != width or int(height) != height or width <= 0 or height <= 0:
-        raise ConfigError(
-            f"render: width and height must be positive integers, got {width}x{height}"
-        )
-    bg = np.zeros(3) if background is None else np.asarray(background, dtype=np.float64)
-    if bg.shape != (3,):
-        raise ConfigError(f"render: background has shape {bg.shape}; pass an RGB triple [3]")
-    if extra is not None:
-        extra = np.asarray(extra, dtype=np.float64)
-        if extra.ndim != 2 or extra.shape[0] != len(gaussians):
-            raise ConfigError(
-                f"render: extra has shape {extra.shape}; pass [N, E] with N = {len(gaussians)}"
-            )
-    return np.ascontiguousarray(viewmats), np.ascontiguousarray(Ks), bg, extra

@@ -7,6 +7,7 @@ acceleration, integrated exactly) started from the actor's state at the source f
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,7 @@ from p4dsim.errors import ConfigError
 from p4dsim.geometry import inv_pose, make_pose, pose_from_xyz_yaw, rot_z, yaw_of
 from p4dsim.scenario.ego import hermite, ramp
 from p4dsim.scenario.model import (
+    ActorRule,
     ActorSelect,
     ActorsModel,
     Behaviour,
@@ -25,6 +27,7 @@ from p4dsim.scenario.model import (
     LogBehaviour,
     Profile,
     RemoveBehaviour,
+    Scenario,
     ShiftBehaviour,
     StopBehaviour,
     WaypointsBehaviour,
@@ -46,19 +49,47 @@ def _matches(sel: ActorSelect, actor: Actor, distance: float) -> bool:
     return True
 
 
+def _named_track_ids(rule: ActorRule) -> list[str]:
+    sel = rule.select
+    return ([sel.track_id] if sel.track_id else []) + list(sel.track_ids or [])
+
+
 def check_rules(model: ActorsModel, scene: Scene4D, where: str) -> None:
     """Every track id a rule names must exist in the scene."""
     known = [a.track_id for a in scene.actors]
     for i, rule in enumerate(model.rules):
-        ids = ([rule.select.track_id] if rule.select.track_id else []) + list(
-            rule.select.track_ids or []
-        )
-        for tid in ids:
+        for tid in _named_track_ids(rule):
             if tid not in known:
                 raise ConfigError(
                     f"{where}: field 'actors.rules[{i}].select': track id '{tid}' does not exist in "
                     f"the source frame; its actors are: {', '.join(known) or 'none'}"
                 )
+
+
+def check_track_ids(
+    scenarios: Sequence[Scenario], log: Log | Callable[[], Log], where: str
+) -> None:
+    """Every track id the actor rules of ``scenarios`` name must exist in the log's tracks,
+    when the log has tracks (:func:`check_rules` checks them again against the source
+    frame's actors once the scene is built). ``log``: the log, or a function that opens it
+    (called only when some rule names a track)."""
+    named = {
+        (i, tid)
+        for sc in scenarios
+        for i, r in enumerate(sc.actors.rules)
+        for tid in _named_track_ids(r)
+    }
+    if not named:
+        return
+    known = (log if isinstance(log, Log) else log()).tracks()
+    if not known:
+        return
+    for i, tid in sorted(named):
+        if tid not in known:
+            raise ConfigError(
+                f"{where}: field 'actors.rules[{i}].select': track id '{tid}' does not "
+                f"exist in the source log; its tracks are: {', '.join(sorted(known))}"
+            )
 
 
 def behaviour_for(model: ActorsModel, actor: Actor, distance: float) -> Behaviour:

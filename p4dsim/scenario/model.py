@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from p4dsim.types import DepthSource, Device, Label
+
 Profile = Literal["linear", "smoothstep", "cosine"]
 
 
@@ -163,7 +165,8 @@ class ActorSelect(Strict):
 
     track_id: str | None = None
     track_ids: list[str] | None = None
-    label: str | None = None
+    label: Label | None = None
+    """vehicle, pedestrian, cyclist, sign or other."""
     distance_m: tuple[float, float] | None = None
     """[min, max] distance from the ego at the source frame (m)."""
 
@@ -312,12 +315,12 @@ class OutputModel(Strict):
 
 
 class RenderModel(Strict):
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Device = "auto"
     """Rendering backend: cuda (gsplat) when available under auto."""
 
 
 class DepthModel(Strict):
-    source: Literal["auto", "lidar", "prior", "mono"] = "auto"
+    source: DepthSource = "auto"
     """Depth of the source frame: LiDAR (auto when present), the geometric prior, or mono."""
     model: str | None = None
     """Local folder of a transformers depth-estimation model (for source: mono)."""

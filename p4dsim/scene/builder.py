@@ -46,7 +46,7 @@ from p4dsim.scene.layers import (
 )
 from p4dsim.scene.motion import RigidMotion
 from p4dsim.scene.scene4d import Actor, Scene4D
-from p4dsim.types import Frame
+from p4dsim.types import DepthSource, Frame
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class BuildConfig:
     max_stretch: float = 40.0  #: grazing-angle footprints are stretched at most this much
     #: depth source: "auto" (LiDAR when the frame has it, else the geometric prior),
     #: "lidar", "prior" or "mono" (a monocular depth model from ``mono_model``)
-    depth_source: str = "auto"
+    depth_source: DepthSource = "auto"
     mono_model: str | None = None  #: local path of a transformers depth-estimation model
     prior_far_m: float = 80.0  #: geometric prior: depth of rays that hit nothing
     hidden_layers: bool = True  #: behind layer, border layer and mirrored actors
@@ -360,11 +360,9 @@ def build_scene(frame: Frame, config: BuildConfig | None = None) -> Scene4D:
         ground=(np.asarray(n_g, dtype=np.float64), float(d_g)),
         sky_depth=cfg.sky_depth,
         is_sky=np.concatenate(sky_parts),
-        meta={
-            "boxes": frame.boxes,
-            "ego_velocity": np.asarray(frame.ego_velocity),
-            "depth_confidence": depth_conf,
-        },
+        boxes=frame.boxes,
+        ego_velocity=np.asarray(frame.ego_velocity),
+        depth_confidence=depth_conf,
     )
 
 

@@ -73,7 +73,7 @@ def _box_to_json(b: Box3D) -> dict:
 def save_scene(scene: Scene4D, path: str | Path, provenance: dict | None = None) -> Path:
     """Write ``path`` (PLY) and ``path + '.json'`` (sidecar); returns the PLY path."""
     path = Path(path)
-    parts = [(scene.static, np.where(scene._sky_mask(), -2, -1).astype(np.int32), None)]
+    parts = [(scene.static, np.where(scene.sky_mask(), -2, -1).astype(np.int32), None)]
     for i, a in enumerate(scene.actors):
         parts.append((a.gaussians, np.full(len(a.gaussians), i, np.int32), a.motion.pose(0.0)))
     rows = []
@@ -150,8 +150,10 @@ def save_scene(scene: Scene4D, path: str | Path, provenance: dict | None = None)
             }
             for i, a in enumerate(scene.actors)
         ],
-        "boxes": [_box_to_json(b) for b in scene.meta.get("boxes", [])],
-        "ego_velocity": np.asarray(scene.meta.get("ego_velocity", np.zeros(3))).tolist(),
+        "boxes": [_box_to_json(b) for b in scene.boxes],
+        "ego_velocity": np.asarray(
+            scene.ego_velocity if scene.ego_velocity is not None else np.zeros(3)
+        ).tolist(),
         "provenance": provenance or {},
     }
     tmp = sidecar_path(path).with_suffix(".tmp")
@@ -261,5 +263,6 @@ def load_scene(path: str | Path) -> Scene4D:
         ground=None if g is None else (np.asarray(g["normal"], dtype=np.float64), float(g["d"])),
         sky_depth=float(side["sky_depth"]),
         is_sky=owner[static_mask] == -2,
-        meta={"boxes": boxes, "ego_velocity": np.asarray(side["ego_velocity"])},
+        boxes=boxes,
+        ego_velocity=np.asarray(side["ego_velocity"]),
     )

@@ -9,7 +9,7 @@ import numpy as np
 from p4dsim.geometry import quat_multiply, rotmat_to_quat
 from p4dsim.scene.gaussians import GaussianSet
 from p4dsim.scene.motion import Motion
-from p4dsim.types import Camera, SourceInfo
+from p4dsim.types import Box3D, Camera, Label, SourceInfo
 
 
 @dataclass
@@ -23,7 +23,7 @@ class Actor:
     """
 
     track_id: str
-    label: str
+    label: Label
     size: np.ndarray
     gaussians: GaussianSet
     motion: Motion
@@ -41,7 +41,10 @@ class Scene4D:
     source: provenance; timestamp_us: the source frame's time; ground: (normal [3], offset d)
     of the ground plane ``n·x + d = 0`` in the scene world, or None; sky_depth: metres at which
     sky Gaussians were placed (their rendered depth is reported as infinity).
-    is_sky: [N_static] bool, Gaussians of the sky dome.
+    is_sky: [N_static] bool, Gaussians of the sky dome. boxes: the source frame's boxes the
+    actors were built from (ego frame); ego_velocity: [3] m/s, the ego's velocity at the
+    source frame (ego frame), or None; depth_confidence: [H, W] confidence of the completed
+    source depth, or None.
     """
 
     static: GaussianSet
@@ -53,7 +56,9 @@ class Scene4D:
     ground: tuple[np.ndarray, float] | None = None
     sky_depth: float = 1000.0
     is_sky: np.ndarray | None = None
-    meta: dict = field(default_factory=dict)
+    boxes: list[Box3D] = field(default_factory=list)
+    ego_velocity: np.ndarray | None = None
+    depth_confidence: np.ndarray | None = None
 
     def actor_index(self, track_id: str) -> int:
         for i, a in enumerate(self.actors):
@@ -76,7 +81,7 @@ class Scene4D:
         static Gaussians, -2 for sky, otherwise the actor's index in ``self.actors``.
         """
         parts = [self.static]
-        owner = [np.where(self._sky_mask(), -2, -1).astype(np.int32)]
+        owner = [np.where(self.sky_mask(), -2, -1).astype(np.int32)]
         for i, a in enumerate(self.actors):
             if a.track_id not in actor_poses or (visible is not None and a.track_id not in visible):
                 continue
@@ -84,7 +89,7 @@ class Scene4D:
             owner.append(np.full(len(a.gaussians), i, dtype=np.int32))
         return GaussianSet.concat(parts), np.concatenate(owner)
 
-    def _sky_mask(self) -> np.ndarray:
+    def sky_mask(self) -> np.ndarray:
         if self.is_sky is None:
             return np.zeros(len(self.static), dtype=bool)
         return self.is_sky

@@ -13,8 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from p4dsim.errors import ConfigError
 from p4dsim.geometry import inv_pose, yaw_of
 from p4dsim.plugins import Adapter
-from p4dsim.toytown.world import T_EGO_CAMERA, ToytownWorld
-from p4dsim.types import Box3D, Camera, Frame, Log, SourceInfo, Track
+from p4dsim.toytown.layout import T_EGO_CAMERA
+from p4dsim.toytown.world import ToytownWorld
+from p4dsim.types import Box3D, Camera, Frame, Log, Oracle, SourceInfo, Track
 
 #: KITTI-like focal length (pixels) at 1242×375
 KITTI_FOCAL = 721.5377
@@ -49,7 +50,7 @@ def toytown_camera(width: int = KITTI_WIDTH, height: int = KITTI_HEIGHT) -> Came
     return Camera(K=K, width=int(width), height=int(height), T_ego_camera=T_EGO_CAMERA.copy())
 
 
-class ToytownLog(Log):
+class ToytownLog(Log, Oracle):
     """A log of the toytown world: ``frames`` frames at the world's 10 Hz from t = 0.
 
     Each frame carries the rendered image, a LiDAR sweep and boxes of the vehicles whose centre
@@ -105,6 +106,19 @@ class ToytownLog(Log):
             )
         return out
 
+    # -- the ground-truth oracle (p4dsim.types.Oracle): the world itself --------------------
+    def oracle(self) -> ToytownLog:
+        return self
+
+    def time_of(self, index: int) -> float:
+        return self.time(index)
+
+    def true_view(self, camera: Camera, T_world_camera: np.ndarray, t: float) -> np.ndarray:
+        return self.world.render(camera.K, camera.width, camera.height, T_world_camera, t).rgb
+
+    def true_lidar(self, T_world_ego: np.ndarray, t: float) -> np.ndarray:
+        return self.world.lidar(T_world_ego, t)
+
     def frame(self, index: int) -> Frame:
         i = self.check_index(index)
         t = self.time(i)
@@ -156,6 +170,7 @@ class ToytownAdapter(Adapter):
     description = "synthetic procedural driving world (exact ground truth, no files needed)"
     options_model = ToytownOptions
     needs_path = False
+    native_resolution = True
 
     def open(self, path: Path | None, options: BaseModel) -> ToytownLog:
         if path is not None:

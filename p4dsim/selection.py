@@ -1,4 +1,5 @@
-"""Frame selections: which source frames of a log an augment job uses.
+"""Frame selections: which source frames of a log a command uses (``--frames`` of
+``p4dsim augment`` and ``p4dsim eval``; one syntax and one parser for every command).
 
 Syntax (comma-separated items, combined):
 
@@ -10,6 +11,13 @@ Syntax (comma-separated items, combined):
 
 The result is sorted and free of duplicates, so the same frames in any order name the same
 job.
+
+Strict, not clipping: a range that ends after the last frame, a frame id outside the log and
+an empty item are errors, never trimmed or skipped. A selection names the data a dataset or
+an evaluation is made of; trimming ``0:200`` to the 150 frames a log has would silently
+produce a different (smaller) job than the one asked for, usually because the wrong log or
+the wrong unit was given. "To the end of the log" is still one character away: leave STOP out
+(``100:``).
 """
 
 from __future__ import annotations
@@ -83,7 +91,7 @@ def parse_selection(
     for item in text.split(","):
         item = item.strip()
         if not item:
-            continue
+            raise ConfigError(f"{where}: empty item in '{text}'; remove the extra comma")
         if item.startswith("@"):
             path = Path(item[1:]).expanduser()
             if not path.is_absolute() and base_dir is not None:
