@@ -298,12 +298,14 @@ def adapters() -> None:
 @app.command()
 def validate(scenario_file: Annotated[Path, typer.Argument(help="Scenario YAML file.")]) -> None:
     """Validate a scenario file and print the runs it expands to, without rendering."""
+    from p4dsim.scenario.drivable import check_variants
     from p4dsim.scenario.load import load_scenario
     from p4dsim.scenario.variants import expand_variants
 
     scenario = load_scenario(scenario_file)
     variants = expand_variants(scenario, str(scenario_file))
     _check_track_ids(scenario_file, [v.scenario for v in variants])
+    check_variants(variants, str(scenario_file), scenario_file.parent)
     table = Table(title=f"{scenario_file}: valid, {len(variants)} run(s)")
     table.add_column("run")
     table.add_column("variant")

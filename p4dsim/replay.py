@@ -38,6 +38,7 @@ from p4dsim.plugins import get_exporter
 from p4dsim.render import get_renderer
 from p4dsim.render.base import Renderer, RenderOutput
 from p4dsim.scenario.actors import check_rules, resolve_motions
+from p4dsim.scenario.drivable import require_drivable, variant_runs
 from p4dsim.scenario.ego import (
     Kinematics,
     PoseFn,
@@ -133,7 +134,7 @@ def ego_base(scenario: Scenario, scene: Scene4D, log: Log | None, where: str) ->
     ts_us, T_log = traj
     times = (np.asarray(ts_us, dtype=np.int64) - scene.timestamp_us) / 1e6
     T_scene = inv_pose(scene.T_log_scene) @ np.asarray(T_log, dtype=np.float64)
-    return log_base(times, T_scene)
+    return log_base(times, T_scene, smooth=scenario.ego.limits.enforce)
 
 
 def make_timeline(
@@ -470,6 +471,7 @@ def replay(
     variants = expand_variants(scenario, where)
     spec, log = open_source(scenario, base_dir, where)
     frame = log.frame(spec.frame)
+    require_drivable(variant_runs(variants, where), lambda: (log, frame))
     frame = frame_with_actors(frame, log, spec.frame, scenario.actors.source, where)
     scene = build_scene(frame, build_config(scenario))
     for variant in variants:
