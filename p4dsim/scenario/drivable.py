@@ -17,16 +17,18 @@ and it grows without bound as v → 0: at standstill a lateral offset cannot be 
 refused for lateral motion. A ``yaw_offset`` turns the heading at c₁·|θ| / T at most (c₁ = max
 |f'|: linear 1, smoothstep 1.5, cosine π/2).
 
-The check itself is numerical, on the sampled path as it will be rendered (every time step of
-10 ms over the run, speed after ``speed_scale``, stacked perturbations together, on the real
-base path): yaw rate, lateral acceleration, sideways motion while the base stands still, and
-the heading deviation from the base path against the bound the limits imply (a path whose
-curvature never exceeds κ and that starts parallel to the base has turned by θ only after
-moving 1 − cos θ ≥ … ≤ κ·Y sideways, Y the lateral range of the offsets: θ ≤ acos(1 − κ·Y)).
-A logged base path may itself exceed the limits (a real driver's turn): its own yaw rate and
-lateral acceleration are then the allowance at that time. The shortest feasible ramp,
-duration or period in a refusal is found by bisection on the same numerical check (it matches
-:func:`min_ramp_s` on a straight base at constant speed).
+The check itself is numerical, on the sampled path as it will be rendered (every 10 ms over
+the run plus just inside the ends of every ramp, where the extremes lie; speed after
+``speed_scale``, stacked perturbations together, on the real base path): yaw rate, lateral
+acceleration, sideways motion while the base stands still, and the heading deviation from
+the base path against the bound the limits imply. That bound: a path that starts parallel to
+the base and never curves more than κ has moved at least (1 − cos θ)/κ sideways by the time
+its heading deviates by θ, so with Y the lateral range of the offsets θ ≤ acos(1 − κ·Y),
+κ the largest curvature the limits allow at the speeds driven during the manoeuvre plus the
+base path's own. A logged base path may itself exceed the limits (a real driver's turn): its
+own yaw rate and lateral acceleration are then the allowance at that time. The shortest
+feasible ramp, duration or period in a refusal is found by bisection on the same numerical
+check, in steps of 0.01 s (on a straight base at constant speed it is :func:`min_ramp_s`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import numpy as np
 from p4dsim.errors import ConfigError
 from p4dsim.geometry import inv_pose
 from p4dsim.scenario.ego import (
+    KIN_DT_S,
     PoseFn,
     constant_velocity_base,
     ego_kinematics,
@@ -71,7 +74,7 @@ C1: dict[str, float] = {"linear": 1.0, "smoothstep": 1.5, "cosine": math.pi / 2}
 _STEP_S = 0.01  # s, sampling step of the check (coarser for runs over 200 s)
 _MAX_SAMPLES = 20_000
 _STILL_MPS = 0.1  # m/s, below this the base path stands still: no lateral manoeuvre
-_REL_TOL = 2e-3  # relative tolerance of the numerical check
+_REL_TOL = 1e-4  # relative tolerance of the numerical check (rounding)
 _MAX_SEARCH_S = 600.0  # s, longest ramp / duration / period a refusal suggests
 
 Shaped = LateralOffset | LongitudinalOffset | YawOffset | Swerve | LaneChange
@@ -93,6 +96,11 @@ def min_ramp_s(
     if cap <= 0 or math.isinf(C2[profile]):
         return math.inf
     return math.sqrt(abs(offset_m) * C2[profile] / cap)
+
+
+def min_yaw_ramp_s(offset_deg: float, profile: Profile, yaw_rate_dps: float) -> float:
+    """Shortest ramp (s) of a ``yaw_offset`` alone within the yaw rate limit: c₁·|θ| / ω_max."""
+    return C1[profile] * abs(offset_deg) / yaw_rate_dps
 
 
 def min_swerve_period_s(
@@ -150,7 +158,8 @@ def check_path(
     """
     lim = model.limits
     n = int(min(_MAX_SAMPLES, max(2, math.ceil(duration_s / _STEP_S) + 1)))
-    t = np.linspace(0.0, duration_s, n)
+    t = np.union1d(np.linspace(0.0, duration_s, n), _critical_times(model, duration_s))
+    n = len(t)
     kin = ego_kinematics(model, base, t)
     speed_only = model.model_copy(
         update={"perturbations": [p for p in model.perturbations if isinstance(p, SpeedScale)]}
@@ -201,6 +210,26 @@ def check_path(
     if not found:
         return None
     return found[0] if found[0].what == "sideways" else max(found, key=lambda f: f.value / f.limit)
+
+
+def _critical_times(model: EgoModel, duration_s: float) -> np.ndarray:
+    """Times just inside the ends of every ramp (and at a swerve's crests), where the largest
+    |ÿ| of smoothstep and cosine ramps lies, within [0, duration_s]."""
+    eps = 3 * KIN_DT_S  # the difference stencils stay inside the ramp
+    out: list[float] = []
+    for p in model.perturbations:
+        if isinstance(p, LaneChange):
+            out += [p.start_s + eps, p.start_s + p.duration_s - eps]
+        elif isinstance(p, Swerve):
+            end = p.start_s + (p.cycles if p.cycles is not None else 1e3) * p.period_s
+            out += [p.start_s + eps, p.start_s + p.ramp_s - eps, end - p.ramp_s + eps, end - eps]
+            k = np.arange(0, min(4 * (end - p.start_s) / p.period_s, 4000) + 1)
+            out += list(p.start_s + (k + 0.5) * p.period_s / 4)  # crests: phase 1/4, 3/4, ...
+        elif isinstance(p, LateralOffset | LongitudinalOffset | YawOffset | SpeedScale):
+            if p.ramp_s > 0:
+                out += [p.start_s + eps, p.start_s + p.ramp_s - eps]
+    t = np.asarray(out, dtype=np.float64)
+    return t[(t >= 0) & (t <= duration_s)]
 
 
 # --- what a refusal suggests ----------------------------------------------------------------

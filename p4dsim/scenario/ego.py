@@ -30,7 +30,7 @@ from p4dsim.scene.motion import interpolate_poses
 PoseFn = Callable[[np.ndarray], np.ndarray]
 
 _DT = 1e-3  # s, step of the time-warp integral and of heading differentiation
-_KIN_DT = 0.005  # s, step of the kinematic derivatives (yaw rate, lateral acceleration)
+KIN_DT_S = 0.001  # s, step of the kinematic derivatives (yaw rate, lateral acceleration)
 
 
 def ramp(t: np.ndarray, start: float, duration: float, profile: Profile) -> np.ndarray:
@@ -287,13 +287,13 @@ def ego_kinematics(
     The yaw rate is the rate of the ego's heading (base heading + relative path heading +
     ``yaw_offset``); the lateral acceleration is speed × the turn rate of the path's direction
     of travel (curvature × speed², the centripetal part); both are central differences over
-    ±5 ms of the path without its step offsets. Exceeding ``limits`` (default:
+    ±1 ms of the path without its step offsets. Exceeding ``limits`` (default:
     ``model.limits``) fills ``warning``; nothing is clipped here (with ``limits.enforce`` the
     perturbations were refused before rendering when they exceed the limits).
     """
     limits = limits or model.limits
     t = np.atleast_1d(np.asarray(t, dtype=np.float64))
-    h = _KIN_DT
+    h = KIN_DT_S
     ego_m, path_m, _, _ = _headings(model, base, t - h)
     ego_p, path_p, _, _ = _headings(model, base, t + h)
     _, _, dev, speed = _headings(model, base, t)
