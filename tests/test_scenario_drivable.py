@@ -167,6 +167,30 @@ def test_variants_are_checked_per_run(tmp_path):
     assert expect - 0.01 <= got <= expect + 0.011
 
 
+def test_speed_actually_driven_and_stacked_perturbations():
+    """The limits apply at the speed after speed_scale, and to stacked perturbations
+    together: each of two offsets is drivable alone, both at once are not."""
+    lat = {"type": "lateral_offset", "offset_m": 1.0, "ramp_s": 2.5, "start_s": 1.0}
+    check_ego(ego([lat]), straight(2.0), 5.0, "s.yaml", logged=False)  # needs 2.39 s at 2 m/s
+    slow = ego([{"type": "speed_scale", "scale": 0.5, "ramp_s": 0.5}, lat])
+    with pytest.raises(ConfigError) as e:
+        check_ego(slow, straight(2.0), 5.0, "s.yaml", logged=False)
+    got = float(re.search(r"ramp_s >= ([0-9.]+) s", str(e.value)).group(1))
+    expect = min_ramp_s(1.0, "smoothstep", 1.0, 4.0, 30.0)  # at the 1 m/s driven: 3.39 s
+    assert "ego.perturbations.1" in str(e.value) and "1.0 m/s" in str(e.value)
+    assert expect - 0.01 <= got <= expect + 0.011
+    half = {"type": "lateral_offset", "offset_m": 0.6, "ramp_s": 1.0, "start_s": 0.5}
+    check_ego(ego([half]), straight(10.0), 3.0, "s.yaml", logged=False)
+    with pytest.raises(ConfigError) as e:
+        check_ego(ego([half, half]), straight(10.0), 3.0, "s.yaml", logged=False)
+    assert "'ego.perturbations.0'" in str(e.value)
+    assert "together with ego.perturbations.1" in str(e.value)
+    # the suggested ramp for the first, with the second unchanged, is drivable
+    got = float(re.search(r"ramp_s >= ([0-9.]+) s", str(e.value)).group(1))
+    fixed = ego([{**half, "ramp_s": got}, half])
+    check_ego(fixed, straight(10.0), 3.0, "s.yaml", logged=False)
+
+
 def test_standstill_cannot_drive_a_lateral_offset():
     still = EgoModel.model_validate(
         {"base": "stationary", "perturbations": [{"type": "lateral_offset", "offset_m": 1.0}]}
@@ -418,3 +442,16 @@ def test_examples_stay_within_their_limits(path, where, sc, sources):
     assert np.all(np.abs(np.rad2deg(yr))[keep] <= yaw_allow[keep] * 1.02 + 0.1)
     assert np.all(np.abs(lat)[keep] <= lat_allow[keep] * 1.02 + 0.05)
     assert np.all(np.abs(np.rad2deg(dev)) < 30.0)
+
+
+def test_waypoint_base_must_be_drivable():
+    """A user's own base path is held to the limits too (a log's own turns are not)."""
+    sharp = EgoModel.model_validate(
+        {"base": "waypoints", "waypoints": [[0, 0, 0, 0], [1, 8, 0, 0], [2, 12, 4, 90]]}
+    )
+    base = waypoints_base(list(sharp.waypoints))
+    with pytest.raises(ConfigError) as e:
+        check_ego(sharp, base, 2.0, "s.yaml", logged=False)
+    assert "field 'ego.waypoints'" in str(e.value) and "yaw rate" in str(e.value)
+    raw = EgoModel.model_validate({**sharp.model_dump(), "limits": {"enforce": False}})
+    check_ego(raw, base, 2.0, "s.yaml", logged=False)
