@@ -387,20 +387,24 @@ def check_ego(model: EgoModel, base: PoseFn, duration_s: float, where: str, logg
             )
     for i in shaped:
         p = model.perturbations[i]
-        alone = model.model_copy(update={"perturbations": [*speeds, p]})
         kink = _kink(p, duration_s)
         if kink:
+            alone = model.model_copy(update={"perturbations": [*speeds, p]})
             raise _refusal(where, i, len(speeds), kink, alone, base, duration_s, logged)
-        v = check_path(alone, base, duration_s, logged)
-        if v is not None:
-            raise _refusal(where, i, len(speeds), v.describe(), alone, base, duration_s, logged)
-    if len(shaped) > 1:
-        v = check_path(model, base, duration_s, logged)
-        if v is not None:
-            active = [i for i in shaped if _active(model.perturbations[i], v.t)] or shaped
-            i = active[0]
-            others = [j for j in shaped if j != i]
-            raise _refusal(where, i, i, v.describe(), model, base, duration_s, logged, others)
+    v = check_path(model, base, duration_s, logged)
+    if v is None or not shaped:
+        return
+    # Name the perturbation: the first that cannot be driven on its own, else the first
+    # active at the worst time, together with the others.
+    for i in shaped:
+        alone = model.model_copy(update={"perturbations": [*speeds, model.perturbations[i]]})
+        va = check_path(alone, base, duration_s, logged)
+        if va is not None:
+            raise _refusal(where, i, len(speeds), va.describe(), alone, base, duration_s, logged)
+    active = [i for i in shaped if _active(model.perturbations[i], v.t)] or shaped
+    i = active[0]
+    others = [j for j in shaped if j != i]
+    raise _refusal(where, i, i, v.describe(), model, base, duration_s, logged, others)
 
 
 def _kink(p: Shaped, duration_s: float) -> str | None:
