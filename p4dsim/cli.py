@@ -297,6 +297,7 @@ def validate(scenario_file: Annotated[Path, typer.Argument(help="Scenario YAML f
     """Validate a scenario file and print the runs it expands to, without rendering."""
     from p4dsim.opening import open_log
     from p4dsim.scenario.actors import check_track_ids
+    from p4dsim.scenario.drivable import check_variants
     from p4dsim.scenario.load import load_scenario
     from p4dsim.scenario.variants import expand_variants
 
@@ -311,6 +312,7 @@ def validate(scenario_file: Annotated[Path, typer.Argument(help="Scenario YAML f
         )[1],
         str(scenario_file),
     )
+    check_variants(variants, str(scenario_file), scenario_file.parent)
     table = Table(title=f"{scenario_file}: valid, {len(variants)} run(s)")
     table.add_column("run")
     table.add_column("variant")

@@ -34,6 +34,7 @@ from p4dsim.render import get_renderer
 from p4dsim.render.base import Renderer
 from p4dsim.render.frames import RenderedFrame
 from p4dsim.scenario.actors import check_rules
+from p4dsim.scenario.drivable import require_drivable, variant_runs
 from p4dsim.scenario.model import Scenario
 from p4dsim.scenario.timeline import Timeline, make_timeline, timeline_metrics
 from p4dsim.scenario.variants import expand_variants
@@ -124,6 +125,9 @@ def replay(
         config=build_config(scenario),
         base_dir=base_dir,
         where=where,
+        before_build=lambda log, frame: require_drivable(
+            variant_runs(variants, where), lambda: (log, frame)
+        ),
     )
     log, scene = opened.log, opened.scene
     for variant in variants:

@@ -119,7 +119,8 @@ def test_replay_cli_writes_readable_dataset(tmp_path):
     scenario.write_text(
         "source: {adapter: toytown, width: 160, height: 48}\n"
         "duration_s: 0.3\nfps: 10\n"
-        "ego: {base: log, perturbations: [{type: lateral_offset, offset_m: 1.5, ramp_s: 0.3}]}\n"
+        "ego: {base: log, limits: {enforce: false},\n"
+        "      perturbations: [{type: lateral_offset, offset_m: 1.5, ramp_s: 0.3}]}\n"
     )
     out = tmp_path / "ds"
     r = subprocess.run(

@@ -22,11 +22,14 @@ def test_kitti_raw_replay_with_export(real_data, tmp_path):
     res = replay(sc, tmp_path / "run")
     frames = pq.read_table(tmp_path / "run" / "frames").to_pylist()
     assert len(frames) == 3
-    # The ego follows its logged path, ramping to 1 m left: lateral offset in the ego's own frame.
+    # The camera follows the logged path 1 m further left (a jump at the source frame, which
+    # keeps the logged heading): in the scene world (the source ego frame) frame 0 is at y = 1.
     T0 = np.array(frames[0]["T_world_ego"]).reshape(4, 4)
     T2 = np.array(frames[2]["T_world_ego"]).reshape(4, 4)
-    left = np.linalg.inv(T0)[:3, :3] @ (T2[:3, 3] - T0[:3, 3])
-    assert 0.3 < left[1] < 1.0
+    assert T0[:3, 3] == pytest.approx([0.0, 1.0, 0.0], abs=1e-6)
+    assert np.arctan2(T0[1, 0], T0[0, 0]) == pytest.approx(0.0, abs=1e-9)
+    fwd = T2[:3, 3] - T0[:3, 3]
+    assert fwd[0] > 0.3 and abs(fwd[1]) < 0.1  # drives on along the log, not sideways
     kitti = tmp_path / "run" / "exports" / "kitti"
     assert len(list((kitti / "image_2").iterdir())) == 3
     calib = (kitti / "calib" / "000000.txt").read_text()

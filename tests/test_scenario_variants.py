@@ -22,7 +22,7 @@ duration_s: 0.1
 fps: 10
 ego:
   perturbations:
-    - {type: lateral_offset, offset_m: 0.0, ramp_s: 0.5}
+    - {type: lateral_offset, offset_m: 0.0, ramp_s: 2.0}
 """
 
 

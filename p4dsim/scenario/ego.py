@@ -30,7 +30,7 @@ from p4dsim.scene.motion import interpolate_poses
 PoseFn = Callable[[np.ndarray], np.ndarray]
 
 _DT = 1e-3  # s, step of the time-warp integral and of heading differentiation
-_KIN_DT = 0.02  # s, step of the kinematic plausibility derivatives
+KIN_DT_S = 0.001  # s, step of the kinematic derivatives (yaw rate, lateral acceleration)
 
 
 def ramp(t: np.ndarray, start: float, duration: float, profile: Profile) -> np.ndarray:
@@ -48,11 +48,22 @@ def ramp(t: np.ndarray, start: float, duration: float, profile: Profile) -> np.n
     raise ConfigError(f"unknown ramp profile '{profile}' (use linear, smoothstep or cosine)")
 
 
-def log_base(times_s: np.ndarray, T_world_ego: np.ndarray) -> PoseFn:
-    """Base path from logged poses (already in the scene world frame)."""
+def log_base(times_s: np.ndarray, T_world_ego: np.ndarray, smooth: bool = False) -> PoseFn:
+    """Base path from logged poses (already in the scene world frame): positions linear
+    between the samples, or with ``smooth`` C¹ (:func:`hermite`, so the speed has no jumps
+    and a lateral offset on it turns the heading at a bounded rate; used with enforced
+    limits); rotations slerped."""
     order = np.argsort(times_s)
     ts, Ts = np.asarray(times_s)[order], np.asarray(T_world_ego)[order]
-    return lambda t: interpolate_poses(ts, Ts, t)
+    if not smooth or len(ts) < 2:
+        return lambda t: interpolate_poses(ts, Ts, t)
+
+    def fn(t: np.ndarray) -> np.ndarray:
+        out = interpolate_poses(ts, Ts, t)
+        out[:, :3, 3] = hermite(ts, Ts[:, :3, 3], np.atleast_1d(t))
+        return out
+
+    return fn
 
 
 def constant_velocity_base(velocity_ego: np.ndarray) -> PoseFn:
@@ -130,18 +141,33 @@ def _time_warp(perts: list[SpeedScale], t: np.ndarray) -> np.ndarray:
     return np.sign(t) * np.interp(np.abs(t), grid, integral)
 
 
-def swerve_offset(p: Swerve, t: np.ndarray) -> np.ndarray:
-    """Lateral offset [T] (m) of a swerve: amplitude · ramp · sin(2π (t - start) / period)."""
+def swerve_offset(p: Swerve, t: np.ndarray, taper: bool = False) -> np.ndarray:
+    """Lateral offset [T] (m) of a swerve: amplitude · envelope · sin(2π (t - start) / period).
+
+    The envelope ramps in over ``ramp_s`` from ``start_s``; with ``taper`` (enforced limits) a
+    swerve of ``cycles`` periods also ramps out over the last ``ramp_s`` before its end, so it
+    ends without a kink (a sinusoid cut at a zero crossing still has its full slope there).
+    """
     phase = (t - p.start_s) / p.period_s
     end = np.inf if p.cycles is None else p.cycles
     on = (phase >= 0) & (phase <= end)
-    amp = p.amplitude_m * ramp(t, p.start_s, p.ramp_s, p.profile)
-    return np.where(on, amp * np.sin(2 * np.pi * phase), 0.0)
+    env = ramp(t, p.start_s, p.ramp_s, p.profile)
+    if taper and p.cycles is not None and p.ramp_s > 0:
+        stop = p.start_s + p.cycles * p.period_s
+        env = env * (1.0 - ramp(t, stop - p.ramp_s, p.ramp_s, p.profile))
+    return np.where(on, p.amplitude_m * env * np.sin(2 * np.pi * phase), 0.0)
+
+
+def lateral_offset(model: EgoModel, t: np.ndarray, steps: bool = False) -> np.ndarray:
+    """The lateral offset [T] (m, positive = left) of every lateral perturbation together;
+    ``steps=False`` leaves out offsets with a zero-length ramp (camera jumps)."""
+    return _offsets(model, np.atleast_1d(np.asarray(t, dtype=np.float64)), steps)[0]
 
 
 def _offsets(model: EgoModel, t: np.ndarray, steps: bool) -> tuple[np.ndarray, ...]:
     """Lateral, longitudinal and vertical offsets [T] (m); ``steps=False`` leaves out offsets
     with a zero-length ramp."""
+    taper = model.limits.enforce
     lat, lon, up = np.zeros(len(t)), np.zeros(len(t)), np.zeros(len(t))
     for p in model.perturbations:
         if isinstance(p, LateralOffset | LongitudinalOffset | HeightOffset):
@@ -155,7 +181,7 @@ def _offsets(model: EgoModel, t: np.ndarray, steps: bool) -> tuple[np.ndarray, .
             else:
                 up += r
         elif isinstance(p, Swerve):
-            lat += swerve_offset(p, t)
+            lat += swerve_offset(p, t, taper)
         elif isinstance(p, LaneChange):
             lat += p.width_m * ramp(t, p.start_s, p.duration_s, p.profile)
     return lat, lon, up
@@ -186,18 +212,20 @@ def yaw_offset(model: EgoModel, t: np.ndarray) -> np.ndarray:
     return out
 
 
-def ego_poses(model: EgoModel, base: PoseFn, t: np.ndarray) -> np.ndarray:
-    """Perturbed ego poses [T, 4, 4] at times t [T].
+def _path_heading(
+    model: EgoModel, base: PoseFn, t: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(time-warped base poses [T, 4, 4], perturbed positions [T, 3], heading of the perturbed
+    path relative to the base [T] (rad), speed of the perturbed path [T] (m/s)).
 
-    The heading follows the perturbed path: it turns by the difference between the perturbed
-    and the base direction of travel (roll and pitch of the base are kept), plus any
-    ``yaw_offset``. Where the ego barely moves (< 1 cm/s) the base heading is kept. An offset
-    with a zero-length ramp is a jump, not a manoeuvre: it moves the ego without turning it.
+    The relative heading is the angle between the perturbed and the base direction of travel
+    (central differences of the path without its step offsets, 1 ms); 0 where either moves
+    slower than 1 cm/s.
     """
-    t = np.atleast_1d(np.asarray(t, dtype=np.float64))
     base_poses, pos = _positions(model, base, t)
     if not model.perturbations:
-        return base_poses
+        d = (base(t + _DT)[:, :3, 3] - base(t - _DT)[:, :3, 3])[:, :2]
+        return base_poses, pos, np.zeros(len(t)), np.hypot(d[:, 0], d[:, 1]) / (2 * _DT)
     b_plus, p_plus = _positions(model, base, t + _DT, steps=False)
     b_minus, p_minus = _positions(model, base, t - _DT, steps=False)
     d_pert = p_plus - p_minus
@@ -206,8 +234,26 @@ def ego_poses(model: EgoModel, base: PoseFn, t: np.ndarray) -> np.ndarray:
         np.hypot(d_base[:, 0], d_base[:, 1]) > 2 * _DT * 0.01
     )
     dyaw = np.arctan2(d_pert[:, 1], d_pert[:, 0]) - np.arctan2(d_base[:, 1], d_base[:, 0])
-    dyaw = np.where(moving, np.angle(np.exp(1j * dyaw)), 0.0) + yaw_offset(model, t)
-    R = rot_z(dyaw) @ base_poses[:, :3, :3]
+    dyaw = np.where(moving, np.angle(np.exp(1j * dyaw)), 0.0)
+    speed = np.hypot(d_pert[:, 0], d_pert[:, 1]) / (2 * _DT)
+    return base_poses, pos, dyaw, speed
+
+
+def ego_poses(model: EgoModel, base: PoseFn, t: np.ndarray) -> np.ndarray:
+    """Perturbed ego poses [T, 4, 4] at times t [T].
+
+    The heading follows the perturbed path: it turns by the difference between the perturbed
+    and the base direction of travel (roll and pitch of the base are kept), plus any
+    ``yaw_offset``. Where the ego barely moves (< 1 cm/s) the base heading is kept. An offset
+    with a zero-length ramp is a jump, not a manoeuvre: it moves the ego without turning it.
+    With ``limits.enforce`` the perturbations are checked to keep this heading within the
+    limits before anything is rendered (:mod:`p4dsim.scenario.drivable`).
+    """
+    t = np.atleast_1d(np.asarray(t, dtype=np.float64))
+    base_poses, pos, dyaw, _ = _path_heading(model, base, t)
+    if not model.perturbations:
+        return base_poses
+    R = rot_z(dyaw + yaw_offset(model, t)) @ base_poses[:, :3, :3]
     return make_pose(R, pos)
 
 
@@ -215,37 +261,44 @@ def ego_poses(model: EgoModel, base: PoseFn, t: np.ndarray) -> np.ndarray:
 class Kinematics:
     """Ego kinematics at the render times: speed [T] m/s, lateral_accel [T] m/s² (positive =
     towards the left), yaw_rate [T] rad/s, warning [T] (None or a description of every limit
-    the ego exceeds at that time)."""
+    the ego exceeds at that time), heading_deviation [T] rad (heading of the perturbed path
+    relative to the base path, without ``yaw_offset``)."""
 
     speed: np.ndarray
     lateral_accel: np.ndarray
     yaw_rate: np.ndarray
     warning: list[str | None]
+    heading_deviation: np.ndarray | None = None
+
+
+def _headings(model: EgoModel, base: PoseFn, t: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(heading of the ego [T], heading of its path [T] (both rad, unwrapped against the
+    base yaw), relative path heading [T], path speed [T] m/s)."""
+    base_poses, _, dyaw, speed = _path_heading(model, base, t)
+    path = np.arctan2(base_poses[:, 1, 0], base_poses[:, 0, 0]) + dyaw
+    return path + yaw_offset(model, t), path, dyaw, speed
 
 
 def ego_kinematics(
     model: EgoModel, base: PoseFn, t: np.ndarray, limits: KinematicLimits | None = None
 ) -> Kinematics:
-    """Speed, lateral acceleration and yaw rate of the perturbed path (central differences of
-    the path without its step offsets, 20 ms step), checked against ``limits`` (default:
-    ``model.limits``). Nothing is clipped; exceeding a limit only fills ``warning``."""
+    """Speed, lateral acceleration and yaw rate of the ego at times t [T].
+
+    The yaw rate is the rate of the ego's heading (base heading + relative path heading +
+    ``yaw_offset``); the lateral acceleration is speed × the turn rate of the path's direction
+    of travel (curvature × speed², the centripetal part); both are central differences over
+    ±1 ms of the path without its step offsets. Exceeding ``limits`` (default:
+    ``model.limits``) fills ``warning``; nothing is clipped here (with ``limits.enforce`` the
+    perturbations were refused before rendering when they exceed the limits).
+    """
     limits = limits or model.limits
     t = np.atleast_1d(np.asarray(t, dtype=np.float64))
-    h = _KIN_DT
-    _, p0 = _positions(model, base, t, steps=False)
-    _, pp = _positions(model, base, t + h, steps=False)
-    _, pm = _positions(model, base, t - h, steps=False)
-    v = (pp - pm)[:, :2] / (2 * h)
-    a = (pp - 2 * p0 + pm)[:, :2] / h**2
-    speed = np.hypot(v[:, 0], v[:, 1])
-    moving = speed > 0.1
-    lat = np.where(moving, (v[:, 0] * a[:, 1] - v[:, 1] * a[:, 0]) / np.maximum(speed, 1e-9), 0.0)
-    yp = ego_poses(model, base, t + h)
-    ym = ego_poses(model, base, t - h)
-    yaw_rate = wrap_angle(
-        np.arctan2(yp[:, 1, 0], yp[:, 0, 0]) - np.arctan2(ym[:, 1, 0], ym[:, 0, 0])
-    )
-    yaw_rate = yaw_rate / (2 * h)
+    h = KIN_DT_S
+    ego_m, path_m, _, _ = _headings(model, base, t - h)
+    ego_p, path_p, _, _ = _headings(model, base, t + h)
+    _, _, dev, speed = _headings(model, base, t)
+    yaw_rate = wrap_angle(ego_p - ego_m) / (2 * h)
+    lat = speed * wrap_angle(path_p - path_m) / (2 * h)
     warnings: list[str | None] = []
     for la, yr in zip(lat, yaw_rate, strict=True):
         msgs = []
@@ -254,4 +307,4 @@ def ego_kinematics(
         if abs(np.rad2deg(yr)) > limits.yaw_rate_dps:
             msgs.append(f"yaw rate {abs(np.rad2deg(yr)):.1f} °/s > {limits.yaw_rate_dps:g}")
         warnings.append("; ".join(msgs) or None)
-    return Kinematics(speed, lat, yaw_rate, warnings)
+    return Kinematics(speed, lat, yaw_rate, warnings, dev)

@@ -133,10 +133,18 @@ class EgoFootprint(Strict):
 
 
 class KinematicLimits(Strict):
-    """Plausibility limits of the ego motion; exceeding one is reported, never clipped."""
+    """Limits of the ego motion at the speed actually driven (see
+    :mod:`p4dsim.scenario.drivable`). With ``enforce`` (the default) a perturbation whose path
+    would exceed one is refused before anything is built or rendered, naming the shortest
+    ramp, duration or period that meets them; ``enforce: false`` keeps raw paths and only
+    reports an exceeded limit per frame (``kinematic_warning``)."""
 
     lateral_accel_mps2: float = Field(4.0, gt=0)
+    """Largest lateral (centripetal) acceleration of the ego's path (m/s²)."""
     yaw_rate_dps: float = Field(30.0, gt=0)
+    """Largest yaw rate of the ego's heading (°/s)."""
+    enforce: bool = True
+    """Refuse perturbations that exceed the limits (false: render raw paths, report only)."""
 
 
 class EgoModel(Strict):

@@ -72,7 +72,7 @@ def ego_base(scenario: Scenario, scene: Scene4D, log: Log | None, where: str) ->
     ts_us, T_log = traj
     times = (np.asarray(ts_us, dtype=np.int64) - scene.timestamp_us) / 1e6
     T_scene = inv_pose(scene.T_log_scene) @ np.asarray(T_log, dtype=np.float64)
-    return log_base(times, T_scene)
+    return log_base(times, T_scene, smooth=scenario.ego.limits.enforce)
 
 
 def make_timeline(

@@ -17,7 +17,10 @@ def test_toytown_replay_kitti_round_trip(tmp_path):
             "source": {"adapter": "toytown", "width": 414, "height": 125},
             "duration_s": 0.3,
             "fps": 10,
-            "ego": {"perturbations": [{"type": "lateral_offset", "offset_m": 1.0, "ramp_s": 0.3}]},
+            "ego": {
+                "perturbations": [{"type": "lateral_offset", "offset_m": 1.0, "ramp_s": 0.3}],
+                "limits": {"enforce": False},  # a raw, undrivable path is fine for labels
+            },
         },
         "test",
     )
