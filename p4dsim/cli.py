@@ -603,29 +603,18 @@ def bench(
 
 
 def main() -> None:
-    """Entry point: user errors print a message and exit 2, without a traceback."""
-    try:
-        app(standalone_mode=False)
-    except P4DSimError as exc:
-        from rich.markup import escape
+    """Entry point. Exit status (see p4dsim.exitcodes): 0 success, 2 a user mistake or a
+    usage error (one line, no traceback), 130 SIGINT, 143 SIGTERM."""
+    from rich.markup import escape
 
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-        sys.exit(2)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        err_console.print("interrupted; nothing was published")
-        sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
+    from p4dsim.exitcodes import run_cli
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        raise
+    def print_error(msg: str) -> None:
+        head, _, rest = msg.partition(": ")
+        line = escape(" ".join(rest.split()))
+        err_console.print(f"[bold red]{escape(head)}:[/] {line}", highlight=False, soft_wrap=True)
+
+    sys.exit(run_cli(app, print_error, (P4DSimError,)))
 
 
 if __name__ == "__main__":

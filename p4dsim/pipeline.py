@@ -194,7 +194,7 @@ class BackgroundWriter:
             for name, rows in (("frames", frames), ("actors", actors)):
                 table = rows_to_table(rows, TABLES[name])
                 rel = f"{name}/part-{idx:05d}.parquet"
-                rec = write_table_atomic(table, self.writer.stage / rel)
+                rec = write_table_atomic(table, self.writer.stage_path(rel))
                 records.append(ShardRecord(name, rel, rec["rows"], rec["sha256"]))
             return records
         finally:

@@ -24,6 +24,7 @@ from p4dsim.geometry import inv_pose
 from p4dsim.io.codecs import depth_buffer, rgb_buffer
 from p4dsim.io.dataset import DatasetWriter
 from p4dsim.io.export import export_dataset
+from p4dsim.io.outdir import check_out_path
 from p4dsim.labels import (
     LabelGeometry,
     alone_pixels,
@@ -49,7 +50,7 @@ from p4dsim.scenario.ego import (
     waypoints_base,
 )
 from p4dsim.scenario.model import OutputModel, Scenario
-from p4dsim.scenario.variants import expand_variants
+from p4dsim.scenario.variants import expand_variants, variant_run_id
 from p4dsim.scene.builder import BuildConfig, build_scene
 from p4dsim.scene.motion import Motion
 from p4dsim.scene.scene4d import Scene4D
@@ -465,7 +466,9 @@ def replay(
     """Render every frame of ``scenario`` and write the native dataset to ``out_dir``."""
     where = str(scenario_path) if scenario_path else "scenario"
     base_dir = scenario_path.parent if scenario_path else None
-    out_dir = Path(out_dir or scenario.output.dir or Path("out") / (scenario.name or "replay"))
+    out_dir = out_dir if out_dir is not None else scenario.output.dir
+    out_dir = Path(out_dir if out_dir is not None else Path("out") / (scenario.name or "replay"))
+    check_out_path(out_dir)  # before anything is built: a bad --out fails now
     t0 = time.perf_counter()
     variants = expand_variants(scenario, where)
     spec, log = open_source(scenario, base_dir, where)
@@ -493,7 +496,13 @@ def replay(
             warnings = 0
             fm: list[FrameMetrics] = []
             for row, actors in iter_rows(
-                scene, log, variant.scenario, renderer, run_id, variant.variant_id, where
+                scene,
+                log,
+                variant.scenario,
+                renderer,
+                variant_run_id(run_id, variant.variant_id, len(variants)),
+                variant.variant_id,
+                where,
             ):
                 ts.append(row["t_s"])
                 fm.append(FrameMetrics(bool(row["collision"]), row["min_distance_m"], row["ttc_s"]))
@@ -506,7 +515,7 @@ def replay(
                     on_frame(done, total)
             runs.append(
                 {
-                    "run_id": run_id,
+                    "run_id": variant_run_id(run_id, variant.variant_id, len(variants)),
                     "variant_id": variant.variant_id,
                     "frames": n,
                     "overrides": variant.overrides,

@@ -20,7 +20,7 @@ from p4dsim.errors import ConfigError
 from p4dsim.io.dataset import FORMAT_VERSION
 from p4dsim.scenario.load import load_scenario
 from p4dsim.scenario.model import Scenario, SourceModel
-from p4dsim.scenario.variants import expand_variants
+from p4dsim.scenario.variants import expand_variants, variant_run_id
 from p4dsim.source import SourceSpec
 
 #: the tables every shard writes, one Parquet file each
@@ -144,11 +144,12 @@ def plan_job(
         runs = []
         for path, sc in loaded:
             resolved = with_source(sc, fspec)
-            run_id = f"{sc.name}@{frame:06d}"
-            for v in expand_variants(resolved, str(path)):
+            base_id = f"{sc.name}@{frame:06d}"
+            variants = expand_variants(resolved, str(path))
+            for v in variants:
                 runs.append(
                     RunTask(
-                        run_id=run_id,
+                        run_id=variant_run_id(base_id, v.variant_id, len(variants)),
                         variant_id=v.variant_id,
                         scenario=v.scenario.model_dump(mode="json"),
                         overrides=dict(v.overrides),

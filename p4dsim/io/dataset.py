@@ -15,8 +15,9 @@ holds camera-z depth in metres as raw little-endian float16 ``height × width``
 (``depth_format = "float16"``; ``inf`` = sky, ``0`` = nothing rendered) or a 16-bit PNG of
 metres × 256 (``"png16"``; 0 = no depth or sky).
 
-Writes are atomic: every file is written to a temporary name and renamed, and a whole run is
-staged in a hidden folder beside the output that replaces the output only when complete.
+Writes are atomic: every file is written to a temporary name and renamed; a run is staged in
+``DATASET/.p4dsim-staging-*/`` and becomes part of the dataset only through its manifest;
+files p4dsim did not write are never touched (rules in :mod:`p4dsim.io.outdir`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from p4dsim.errors import OutputError
+from p4dsim.io.outdir import staged
 
 FORMAT = "p4dsim-dataset"
 FORMAT_VERSION = 1
@@ -201,15 +202,20 @@ class DatasetWriter:
     shards: list[ShardRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.out_dir = Path(self.out_dir)
-        check_output_dir(self.out_dir)
-        self.out_dir.parent.mkdir(parents=True, exist_ok=True)
-        self.stage = self.out_dir.parent / f".{self.out_dir.name}.staging-{uuid.uuid4().hex[:8]}"
+        from p4dsim.io.outdir import OutputFolder
+
+        self._folder = OutputFolder.open(self.out_dir, "replay")  # lock, stale staging
+        self.out_dir = self._folder.out_dir
+        self.stage = self._folder.new_stage()
         for name in TABLES:
             (self.stage / name).mkdir(parents=True)
         self._buffers: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
         self._counts: dict[str, int] = {name: 0 for name in TABLES}
         self._frames_in_buffer = 0
+
+    def stage_path(self, rel: str) -> Path:
+        """Where shard ``rel`` (e.g. ``frames/part-00000.parquet``) is staged until commit."""
+        return staged(self.stage / rel)
 
     def add(self, frame_row: dict[str, Any], actor_rows: list[dict[str, Any]]) -> None:
         """Add one frame and its actor rows; flushes a shard every ``rows_per_shard`` frames."""
@@ -227,14 +233,17 @@ class DatasetWriter:
             table = rows_to_table(rows, schema)
             idx = self._counts[name]
             rel = f"{name}/part-{idx:05d}.parquet"
-            rec = write_table_atomic(table, self.stage / rel)
+            rec = write_table_atomic(table, self.stage_path(rel))
             self.shards.append(ShardRecord(name, rel, rec["rows"], rec["sha256"]))
             self._counts[name] += 1
             self._buffers[name] = []
         self._frames_in_buffer = 0
 
     def commit(self, manifest: dict[str, Any]) -> Path:
-        """Flush, write ``manifest.json`` and move the staged folder to ``out_dir``."""
+        """Flush, move the shards into place and write the dataset card and ``manifest.json``
+        (see :mod:`p4dsim.io.outdir`: files the manifest does not list are left alone)."""
+        from p4dsim.io.card import write_card
+
         self.flush()
         manifest = {
             "format": FORMAT,
@@ -242,36 +251,28 @@ class DatasetWriter:
             **manifest,
             "shards": [s.__dict__ for s in self.shards],
         }
-        atomic_write_bytes(
-            self.stage / "manifest.json",
-            json.dumps(manifest, indent=2, default=_json_default).encode(),
-        )
-        old = None
-        if self.out_dir.exists():
-            old = self.out_dir.parent / f".{self.out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(self.out_dir, old)
-        os.replace(self.stage, self.out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        data = json.dumps(manifest, indent=2, default=_json_default).encode()
+
+        def write_meta() -> None:
+            write_card(self.out_dir, manifest)
+            atomic_write_bytes(self.out_dir / "manifest.json", data)
+
+        try:
+            self._folder.publish([s.path for s in self.shards], write_meta)
+        finally:
+            self._folder.close()
         return self.out_dir
 
     def abort(self) -> None:
         """Remove everything staged; the output folder is left as it was."""
-        shutil.rmtree(self.stage, ignore_errors=True)
+        self._folder.close()
 
 
 def check_output_dir(out_dir: Path) -> None:
-    """Refuse an output folder that exists and is neither empty nor a p4dsim dataset."""
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise OutputError(
-                f"output '{out_dir}' exists and is not a folder; choose another --out"
-            )
-        if any(out_dir.iterdir()) and not (out_dir / "manifest.json").exists():
-            raise OutputError(
-                f"output folder '{out_dir}' is not empty and holds no p4dsim manifest.json; "
-                "refusing to overwrite it — choose another --out or empty it"
-            )
+    """Refuse an output folder that cannot take a p4dsim dataset (see p4dsim.io.outdir)."""
+    from p4dsim.io.outdir import check_out_path
+
+    check_out_path(out_dir)
 
 
 def _json_default(o: Any) -> Any:
