@@ -3,8 +3,9 @@ the shard's Parquet files.
 
 :func:`run_shard` is the function every executor runs (in a pool process or a Ray task). It
 never raises: failures come back as a :class:`ShardResult` with ``error`` set, and any file of
-the shard it had written is removed. Files are written to a temporary name and renamed, so a
-shard file that exists is complete. Rows come in a fixed order (runs in plan order, time steps
+the shard it had written is removed. Files are written to a temporary name and renamed to a
+staged name that readers skip (:mod:`p4dsim.io.outdir`), so a staged file is complete; the
+driver moves it into the dataset when the manifest lists it. Rows come in a fixed order (runs in plan order, time steps
 in order) and Parquet settings are fixed, so a shard's bytes depend only on its
 :class:`~p4dsim.augment.tasks.ShardSpec`.
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from p4dsim.augment.tasks import SHARD_TABLES, ShardSpec
+from p4dsim.io.outdir import shard_stage_path
 
 #: per-process caches: open logs by source string, renderers by device
 _LOGS: dict[tuple[str, str | None], Any] = {}
@@ -95,7 +97,10 @@ class ShardWriter:
         self.rows: dict[str, int] = {t: 0 for t in SHARD_TABLES}
         self.writers = {}
         for table in SHARD_TABLES:
-            final = self.out_dir / spec.relpath(table)
+            dest = self.out_dir / spec.relpath(table)
+            if dest.is_dir():  # the driver could not move the file into place
+                raise IsADirectoryError(f"a folder is in the way of shard file '{dest}'")
+            final = shard_stage_path(self.out_dir, spec.relpath(table))  # see p4dsim.io.outdir
             final.parent.mkdir(parents=True, exist_ok=True)
             tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
             self.tmp[table] = tmp
@@ -111,7 +116,8 @@ class ShardWriter:
             self.rows[table] += len(rows)
 
     def commit(self) -> list[ShardFile]:
-        """Close, fsync and rename every file into place; return their records."""
+        """Close, fsync and rename every file to its staged name; return their records (the
+        driver moves them into the dataset when its manifest lists them)."""
         from p4dsim.io.dataset import sha256_file
 
         files = []
@@ -120,7 +126,7 @@ class ShardWriter:
             with open(self.tmp[table], "rb") as f:
                 os.fsync(f.fileno())
         for table in SHARD_TABLES:
-            final = self.out_dir / self.spec.relpath(table)
+            final = shard_stage_path(self.out_dir, self.spec.relpath(table))
             os.replace(self.tmp[table], final)
             files.append(
                 ShardFile(table, self.spec.relpath(table), self.rows[table], sha256_file(final))
@@ -128,13 +134,13 @@ class ShardWriter:
         return files
 
     def abort(self) -> None:
-        """Remove the temporary files and any file of this shard already renamed."""
+        """Remove the temporary files and any file of this shard already staged."""
         for table in SHARD_TABLES:
             try:
                 self.writers[table].close()
             except Exception:
                 pass
-            for path in (self.tmp[table], self.out_dir / self.spec.relpath(table)):
+            for path in (self.tmp[table], shard_stage_path(self.out_dir, self.spec.relpath(table))):
                 try:
                     path.unlink(missing_ok=True)
                 except OSError:

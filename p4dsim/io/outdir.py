@@ -40,10 +40,10 @@ STAGED_SUFFIX = ".partial"
 OWN_NAMES = frozenset({"manifest.json", "README.md", LOCK_NAME})
 
 
-def check_out_path(out_dir: Path | str, what: str = "--out") -> Path:
+def check_out_path(out_dir: Path | str, what: str = "--out", dataset: bool = True) -> Path:
     """A clear error now, before anything is built or rendered, for an output path that
-    cannot become a p4dsim folder: empty, a file, a folder that is not ours, or under a
-    parent that does not exist as a folder or is not writable."""
+    cannot become a p4dsim folder: empty, a file, a folder that is not ours (``dataset``), or
+    under a parent that does not exist as a folder or is not writable."""
     if out_dir is None or str(out_dir).strip() == "":
         raise OutputError(f"{what}: the output folder is empty; give a folder path")
     out_dir = Path(out_dir)
@@ -52,7 +52,8 @@ def check_out_path(out_dir: Path | str, what: str = "--out") -> Path:
     if out_dir.is_dir():
         if not os.access(out_dir, os.W_OK | os.X_OK):
             raise OutputError(f"{what}: folder '{out_dir}' is not writable; choose another")
-        check_not_foreign(out_dir, what)
+        if dataset:
+            check_not_foreign(out_dir, what)
         return out_dir
     parent = out_dir.absolute().parent
     while not parent.exists():
@@ -128,6 +129,27 @@ def clean_stale_staging(out_dir: Path) -> list[str]:
                 shutil.rmtree(p, ignore_errors=True)
                 removed.append(p.name)
     return removed
+
+
+#: where augment workers stage finished shard files until the driver's manifest lists them
+AUGMENT_STAGE = STAGING_PREFIX + "shards"
+
+
+def shard_stage_path(out_dir: Path, rel: str) -> Path:
+    """The staged location of shard file ``rel`` (relative to the dataset) of a job writing
+    shard by shard; :func:`publish_staged` moves it into place."""
+    return staged(Path(out_dir) / AUGMENT_STAGE / rel)
+
+
+def publish_staged(out_dir: Path, rels: list[str]) -> None:
+    """Move staged shard files (:func:`shard_stage_path`) to their places in the dataset;
+    call right before writing the manifest that lists them."""
+    for rel in rels:
+        src = shard_stage_path(out_dir, rel)
+        if src.exists():
+            dst = Path(out_dir) / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
 
 
 def staged(path: Path) -> Path:
