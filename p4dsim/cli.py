@@ -251,10 +251,14 @@ def build(
     """Build the scene of one frame and save it as a 3DGS PLY plus a JSON sidecar."""
     import time
 
+    from p4dsim.preflight import check_stride
     from p4dsim.scene.builder import BuildConfig, build_scene
-    from p4dsim.scene.ply import save_scene, sidecar_path
+    from p4dsim.scene.ply import check_scene_path, save_scene, sidecar_path
 
+    check_scene_path(out)  # before anything is built
     spec, log, idx = _open_frame(source, frame)
+    cam = log.frame(idx).camera
+    check_stride(stride, cam.width, cam.height)
     cfg = BuildConfig(
         stride=stride,
         depth_source=depth,
@@ -298,12 +302,12 @@ def adapters() -> None:
 @app.command()
 def validate(scenario_file: Annotated[Path, typer.Argument(help="Scenario YAML file.")]) -> None:
     """Validate a scenario file and print the runs it expands to, without rendering."""
+    from p4dsim.preflight import preflight
     from p4dsim.scenario.load import load_scenario
-    from p4dsim.scenario.variants import expand_variants
 
     scenario = load_scenario(scenario_file)
-    variants = expand_variants(scenario, str(scenario_file))
-    _check_track_ids(scenario_file, [v.scenario for v in variants])
+    # The same checks replay makes before it builds anything (source, frame, budget, ...).
+    variants = preflight(scenario, scenario_file, scenario.output.dir).variants
     table = Table(title=f"{scenario_file}: valid, {len(variants)} run(s)")
     table.add_column("run")
     table.add_column("variant")
@@ -522,35 +526,6 @@ def augment(
         err_console.print(ft)
         err_console.print("some shards failed; re-run the same command to retry them")
         sys.exit(1)
-
-
-def _check_track_ids(scenario_file: Path, scenarios: list) -> None:
-    """Track ids named in actor rules must exist in the log's tracks (when it has tracks;
-    replay checks them again against the source frame's actors)."""
-    from p4dsim.errors import ConfigError
-    from p4dsim.source import SourceSpec
-
-    named = {
-        (i, tid)
-        for sc in scenarios
-        for i, rule in enumerate(sc.actors.rules)
-        for tid in [rule.select.track_id, *(rule.select.track_ids or [])]
-        if tid
-    }
-    if not named:
-        return
-    sc = scenarios[0]
-    spec = SourceSpec.from_mapping(sc.source.model_dump(exclude_none=True))
-    log = spec.open(scenario_file.parent, where=f"{scenario_file}: field 'source'")
-    known = log.tracks()
-    if not known:
-        return
-    for i, tid in sorted(named):
-        if tid not in known:
-            raise ConfigError(
-                f"{scenario_file}: field 'actors.rules[{i}].select': track id '{tid}' does not "
-                f"exist in the source log; its tracks are: {', '.join(sorted(known))}"
-            )
 
 
 @app.command()

@@ -24,7 +24,6 @@ from p4dsim.geometry import inv_pose
 from p4dsim.io.codecs import depth_buffer, rgb_buffer
 from p4dsim.io.dataset import DatasetWriter
 from p4dsim.io.export import export_dataset
-from p4dsim.io.outdir import check_out_path
 from p4dsim.labels import (
     LabelGeometry,
     alone_pixels,
@@ -35,7 +34,7 @@ from p4dsim.labels import (
 from p4dsim.metrics import ActorTrack, FrameMetrics, frame_metrics_batch, run_summary
 from p4dsim.perception.select import frame_with_actors
 from p4dsim.pipeline import BackgroundWriter
-from p4dsim.plugins import get_exporter
+from p4dsim.preflight import exporter_formats, preflight
 from p4dsim.render import get_renderer
 from p4dsim.render.base import Renderer, RenderOutput
 from p4dsim.scenario.actors import check_rules, resolve_motions
@@ -468,7 +467,7 @@ def replay(
     base_dir = scenario_path.parent if scenario_path else None
     out_dir = out_dir if out_dir is not None else scenario.output.dir
     out_dir = Path(out_dir if out_dir is not None else Path("out") / (scenario.name or "replay"))
-    check_out_path(out_dir)  # before anything is built: a bad --out fails now
+    preflight(scenario, scenario_path, out_dir)  # everything checkable before building
     t0 = time.perf_counter()
     variants = expand_variants(scenario, where)
     spec, log = open_source(scenario, base_dir, where)
@@ -478,11 +477,6 @@ def replay(
     for variant in variants:
         check_rules(variant.scenario.actors, scene, where)
     renderer = get_renderer(device or scenario.render.device)
-    for i, fmt in enumerate(scenario.output.formats):
-        try:
-            get_exporter(fmt)
-        except ConfigError as exc:
-            raise ConfigError(f"{where}: field 'output.formats[{i}]': {exc}") from None
     writer = BackgroundWriter(DatasetWriter(out_dir, rows_per_shard=scenario.output.rows_per_shard))
     run_id = scenario.name or "replay"
     total = sum(len(v.scenario.times()) for v in variants)
@@ -547,7 +541,7 @@ def replay(
     except BaseException:
         writer.abort()
         raise
-    for fmt in scenario.output.formats:
+    for fmt in exporter_formats(scenario.output.formats):
         s = export_dataset(out_dir, fmt, out_dir / "exports" / fmt)
         summary.setdefault("exports", {})[fmt] = str(s.out_dir)
     return ReplayResult(out_dir, done, seconds, summary)
