@@ -92,16 +92,13 @@ def check_timing(scenario: Any, where: str) -> None:
 
 def render_size(scenario: Any, log: Any, index: int) -> tuple[int, int]:
     """(width, height) the run renders at: the scenario's camera or the source camera's."""
+    from p4dsim.resample import requested_size
+
     w, h = scenario.camera.width, scenario.camera.height
     if w is not None and h is not None:
         return int(w), int(h)
     cam = log.frame(index).camera
-    if w is None and h is None:
-        return int(cam.width), int(cam.height)
-    # one given: the other follows the source aspect ratio (as the renderer scales K)
-    if w is None:
-        return max(1, round(cam.width * h / cam.height)), int(h)
-    return int(w), max(1, round(cam.height * w / cam.width))
+    return requested_size(scenario.camera, cam.width, cam.height)
 
 
 def check_budget(frames: int, width: int, height: int, where: str) -> None:

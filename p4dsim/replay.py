@@ -30,6 +30,7 @@ from p4dsim.labels import (
     box2d_from_mask,
     inside_box_mask,
     label_geometry,
+    motion_acceleration,
 )
 from p4dsim.metrics import ActorTrack, FrameMetrics, frame_metrics_batch, run_summary
 from p4dsim.perception.select import frame_with_actors
@@ -37,6 +38,7 @@ from p4dsim.pipeline import BackgroundWriter
 from p4dsim.preflight import exporter_formats, preflight
 from p4dsim.render import get_renderer
 from p4dsim.render.base import Renderer, RenderOutput
+from p4dsim.resample import frame_at_resolution
 from p4dsim.scenario.actors import check_rules, resolve_motions
 from p4dsim.scenario.ego import (
     Kinematics,
@@ -75,6 +77,8 @@ class Timeline:
     actor_velocity: dict[str, np.ndarray] = field(default_factory=dict)
     kinematics: Kinematics | None = None
     metrics: list[FrameMetrics] | None = None
+    #: track id -> [T, 3] world m/s² (see :func:`p4dsim.labels.motion_acceleration`)
+    actor_acceleration: dict[str, np.ndarray] = field(default_factory=dict)
 
     @cached_property
     def T_world_camera(self) -> np.ndarray:
@@ -156,6 +160,7 @@ def make_timeline(
         for tid, m in motions.items()
         if m is not None
     }
+    actor_a = {tid: motion_acceleration(m, times) for tid, m in motions.items() if m is not None}
     kin = ego_kinematics(scenario.ego, base, times)
     cam = scene.camera
     if scenario.camera.width or scenario.camera.height:
@@ -163,6 +168,7 @@ def make_timeline(
         h = scenario.camera.height or round(cam.height * w / cam.width)
         cam = cam.with_resolution(w, h)
     tl = Timeline(times, T_ego, actor_poses, cam, ego_v, actor_v, kin)
+    tl.actor_acceleration = actor_a
     if metrics:
         tl.metrics = timeline_metrics(scenario, scene, tl)
     return tl
@@ -288,6 +294,8 @@ def actor_rows(
     c_cam, yaw_cam = geom.center_camera[r].tolist(), geom.yaw_camera[r].tolist()
     dist, speed = geom.distance_m[r].tolist(), geom.speed[r].tolist()
     truncs = geom.truncation[r].tolist()
+    vel = geom.velocity_world[r].tolist() if geom.velocity_world is not None else None
+    acc = geom.acceleration_world[r].tolist() if geom.acceleration_world is not None else None
     alone_n = alone.tolist() if alone is not None else None
     gpu = fr.actor_pixels is not None and fr.actor_boxes is not None  # from the GPU renderer
     if gpu:
@@ -329,6 +337,8 @@ def actor_rows(
                 "truncation": None if math.isnan(trunc) else trunc,
                 "distance_m": dist[i],
                 "speed": speed[i],
+                "velocity_world": vel[i] if vel is not None else None,
+                "acceleration_world": acc[i] if acc is not None else None,
             }
         )
     return rows
@@ -473,6 +483,7 @@ def replay(
     spec, log = open_source(scenario, base_dir, where)
     frame = log.frame(spec.frame)
     frame = frame_with_actors(frame, log, spec.frame, scenario.actors.source, where)
+    frame = frame_at_resolution(frame, scenario.camera)  # build at the rendered size
     scene = build_scene(frame, build_config(scenario))
     for variant in variants:
         check_rules(variant.scenario.actors, scene, where)

@@ -86,7 +86,7 @@ class AugmentManifest:
 
     def _unlock(self) -> None:
         if self._lock is not None:
-            self._lock.release()
+            self._lock.release(remove=True)
             self._lock = None
 
     def _prepare(self, force: bool) -> None:

@@ -152,6 +152,7 @@ def render_shard(spec: ShardSpec, writer: ShardWriter) -> list[dict[str, Any]]:
     record per run (run_id, variant_id, frames, overrides)."""
     from p4dsim.perception.select import frame_with_actors
     from p4dsim.replay import build_config, iter_rows
+    from p4dsim.resample import frame_at_resolution
     from p4dsim.scenario.model import Scenario
     from p4dsim.scene.builder import build_scene
 
@@ -162,12 +163,12 @@ def render_shard(spec: ShardSpec, writer: ShardWriter) -> list[dict[str, Any]]:
     for task in spec.runs:
         scenario = Scenario.model_validate(task.scenario)
         cfg = build_config(scenario)
-        key = (cfg, scenario.actors.source)
+        key = (cfg, scenario.actors.source, scenario.camera.width, scenario.camera.height)
         if key not in scenes:
             with_actors = frame_with_actors(
                 frame, log, spec.frame, scenario.actors.source, task.where
             )
-            scenes[key] = build_scene(with_actors, cfg)
+            scenes[key] = build_scene(frame_at_resolution(with_actors, scenario.camera), cfg)
         renderer = _renderer(spec.device or scenario.render.device)
         frames, actors = [], []
         for frow, arows in iter_rows(

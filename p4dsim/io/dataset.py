@@ -91,6 +91,8 @@ ACTORS_SCHEMA = pa.schema(
         ("truncation", pa.float32()),
         ("distance_m", pa.float64()),
         ("speed", pa.float64()),
+        ("velocity_world", _f64list),
+        ("acceleration_world", _f64list),
     ]
 )
 
@@ -165,8 +167,14 @@ def parquet_options(schema: pa.Schema) -> dict[str, Any]:
     statistics on binary columns (every image is unique, and a dictionary attempt on
     megabyte-sized values cost ~12 % of the write and made reading ten times slower)."""
     plain = [f.name for f in schema if not pa.types.is_binary(f.type)]
+    codec = {}
+    for f in schema:
+        c = "none" if f.name in PRECOMPRESSED else "zstd"
+        codec[f.name] = c
+        if pa.types.is_list(f.type):  # Parquet names a list's values NAME.list.element
+            codec[f"{f.name}.list.element"] = c
     return {
-        "compression": {f.name: "none" if f.name in PRECOMPRESSED else "zstd" for f in schema},
+        "compression": codec,
         "use_dictionary": plain,
         "write_statistics": plain,
     }

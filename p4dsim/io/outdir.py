@@ -8,8 +8,9 @@ The rules, for every command that writes a dataset (``replay``, ``augment``):
   anything else a user put in the folder. A non-empty folder without a ``manifest.json`` is
   refused: p4dsim cannot tell which of its files would be its own.
 - **One writer.** A writer holds an exclusive ``flock`` on ``DATASET/.p4dsim.lock`` for its
-  whole run; a second writer (replay or augment) is refused with a clear error. The lock is
-  released by the kernel when a process dies, so a killed run never blocks the next one.
+  whole run (and removes the file when done); a second writer (replay or augment) is refused
+  with a clear error. The kernel releases the lock when a process dies, so a killed run never
+  blocks the next one.
 - **Staging that readers skip.** Data is staged in ``DATASET/.p4dsim-staging-*/`` under
   names ending in ``.partial``: pyarrow.dataset skips a path component starting with ``.``
   or ``_``, and no ``*.parquet`` glob (DuckDB's ``out/**/frames/*.parquet``, Spark, polars)
@@ -93,29 +94,41 @@ class FolderLock:
 
     out_dir: Path
     fd: int | None = None
+    name: str = LOCK_NAME
 
     def acquire(self, who: str = "p4dsim") -> FolderLock:
-        try:
-            fd = os.open(self.out_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise OutputError(
-                f"output folder '{self.out_dir}' cannot be written: {exc.strerror}"
-            ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
+        path = self.out_dir / self.name
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise OutputError(
+                    f"output folder '{self.out_dir}' cannot be written: {exc.strerror}"
+                ) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                raise OutputError(
+                    f"output folder '{self.out_dir}' is in use by another running p4dsim job "
+                    f"({who} refused); wait for it to finish or choose another --out"
+                ) from None
+            try:  # a holder that removes the file on release may have unlinked it meanwhile
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self.fd = fd
+                return self
             os.close(fd)
-            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise
-            raise OutputError(
-                f"output folder '{self.out_dir}' is in use by another running p4dsim job "
-                f"({who} refused); wait for it to finish or choose another --out"
-            ) from None
-        self.fd = fd
-        return self
 
-    def release(self) -> None:
+    def release(self, remove: bool = False) -> None:
+        """Release the lock; ``remove`` deletes the lock file first (while still held)."""
         if self.fd is not None:
+            if remove:
+                (self.out_dir / self.name).unlink(missing_ok=True)
             os.close(self.fd)
             self.fd = None
 
@@ -177,7 +190,7 @@ class OutputFolder:
             check_not_foreign(out_dir)  # again, under the lock
             f.stale_removed = clean_stale_staging(out_dir)
         except BaseException:
-            f.lock.release()
+            f.lock.release(remove=True)
             raise
         return f
 
@@ -210,7 +223,7 @@ class OutputFolder:
             shutil.rmtree(self.stage, ignore_errors=True)
             self.stage = None
         if self.lock is not None:
-            self.lock.release()
+            self.lock.release(remove=True)
 
 
 def previous_shards(out_dir: Path) -> set[str]:
