@@ -26,9 +26,14 @@ err_console = Console(stderr=True)
 
 def _progress(quiet: bool, *extra_columns):
     """The commands' rich progress bar on stderr: description, bar, done/total, the first of
-    ``extra_columns``, elapsed time, the rest; silent with ``quiet``."""
+    ``extra_columns``, elapsed time, the rest; silent with ``quiet``. When stderr is not a
+    terminal: a log line every P4DSIM_PROGRESS_INTERVAL seconds instead (p4dsim.progress)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    if not err_console.is_terminal:  # a log file or a pipe: periodic lines, not a live bar
+        from p4dsim.progress import LogProgress
+
+        return LogProgress(err_console, disable=quiet)
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -307,7 +312,7 @@ def validate(scenario_file: Annotated[Path, typer.Argument(help="Scenario YAML f
 
     scenario = load_scenario(scenario_file)
     # The same checks replay makes before it builds anything (source, frame, budget, ...).
-    variants = preflight(scenario, scenario_file, scenario.output.dir).variants
+    variants = preflight(scenario, scenario_file, scenario.output.dir, out_from_file=True).variants
     table = Table(title=f"{scenario_file}: valid, {len(variants)} run(s)")
     table.add_column("run")
     table.add_column("variant")

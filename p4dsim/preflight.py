@@ -120,16 +120,21 @@ def check_budget(frames: int, width: int, height: int, where: str) -> None:
 
 
 def preflight(
-    scenario: Any, scenario_path: Path | None = None, out_dir: Path | None = None
+    scenario: Any,
+    scenario_path: Path | None = None,
+    out_dir: Path | None = None,
+    out_from_file: bool = False,
 ) -> PreflightResult:
     """Run every check that needs no rendering; raise the first failure as a
-    :class:`~p4dsim.errors.P4DSimError` naming the file and field."""
+    :class:`~p4dsim.errors.P4DSimError` naming the file and field. ``out_from_file``: the
+    output folder is the scenario's ``output.dir`` (named so in errors), not ``--out``."""
     from p4dsim.io.outdir import check_out_path
     from p4dsim.plugins import get_exporter
     from p4dsim.scenario.variants import expand_variants
     from p4dsim.source import SourceSpec
 
     where = str(scenario_path) if scenario_path else "scenario"
+    what = f"{where}: field 'output.dir'" if out_from_file else "--out"
     base_dir = Path(scenario_path).parent if scenario_path else None
     variants = expand_variants(scenario, where)
     for v in variants:
@@ -157,7 +162,7 @@ def preflight(
     check_budget(frames, width, height, where)
     _check_track_ids(where, [v.scenario for v in variants], log)
     if out_dir is not None:
-        check_out_path(out_dir)
+        check_out_path(out_dir, what)
     return PreflightResult(variants, spec, log, index, width, height, frames)
 
 

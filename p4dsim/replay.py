@@ -475,9 +475,10 @@ def replay(
     """Render every frame of ``scenario`` and write the native dataset to ``out_dir``."""
     where = str(scenario_path) if scenario_path else "scenario"
     base_dir = scenario_path.parent if scenario_path else None
+    from_file = out_dir is None and scenario.output.dir is not None
     out_dir = out_dir if out_dir is not None else scenario.output.dir
     out_dir = Path(out_dir if out_dir is not None else Path("out") / (scenario.name or "replay"))
-    preflight(scenario, scenario_path, out_dir)  # everything checkable before building
+    preflight(scenario, scenario_path, out_dir, from_file)  # every check before building
     t0 = time.perf_counter()
     variants = expand_variants(scenario, where)
     spec, log = open_source(scenario, base_dir, where)

@@ -179,18 +179,20 @@ class OutputFolder:
     lock: FolderLock | None = None
     stage: Path | None = None
     stale_removed: list[str] = field(default_factory=list)
+    created: bool = False
 
     @classmethod
     def open(cls, out_dir: Path | str, who: str = "p4dsim") -> OutputFolder:
         out_dir = check_out_path(out_dir)
+        created = not out_dir.exists()
         out_dir.mkdir(parents=True, exist_ok=True)
-        f = cls(out_dir, who)
+        f = cls(out_dir, who, created=created)
         f.lock = FolderLock(out_dir).acquire(who)
         try:
             check_not_foreign(out_dir)  # again, under the lock
             f.stale_removed = clean_stale_staging(out_dir)
         except BaseException:
-            f.lock.release(remove=True)
+            f.close()
             raise
         return f
 
@@ -224,6 +226,11 @@ class OutputFolder:
             self.stage = None
         if self.lock is not None:
             self.lock.release(remove=True)
+        if self.created:  # a folder this run made and left empty (aborted) goes too
+            try:
+                self.out_dir.rmdir()
+            except OSError:
+                pass
 
 
 def previous_shards(out_dir: Path) -> set[str]:
