@@ -51,7 +51,7 @@ from p4dsim.scenario.ego import (
     waypoints_base,
 )
 from p4dsim.scenario.model import OutputModel, Scenario
-from p4dsim.scenario.variants import expand_variants, variant_run_id
+from p4dsim.scenario.variants import variant_run_id
 from p4dsim.scene.builder import BuildConfig, build_scene
 from p4dsim.scene.motion import Motion
 from p4dsim.scene.scene4d import Scene4D
@@ -474,14 +474,12 @@ def replay(
 ) -> ReplayResult:
     """Render every frame of ``scenario`` and write the native dataset to ``out_dir``."""
     where = str(scenario_path) if scenario_path else "scenario"
-    base_dir = scenario_path.parent if scenario_path else None
     from_file = out_dir is None and scenario.output.dir is not None
     out_dir = out_dir if out_dir is not None else scenario.output.dir
     out_dir = Path(out_dir if out_dir is not None else Path("out") / (scenario.name or "replay"))
-    preflight(scenario, scenario_path, out_dir, from_file)  # every check before building
     t0 = time.perf_counter()
-    variants = expand_variants(scenario, where)
-    spec, log = open_source(scenario, base_dir, where)
+    pf = preflight(scenario, scenario_path, out_dir, from_file)  # every check before building
+    variants, spec, log = pf.variants, pf.spec, pf.log
     frame = log.frame(spec.frame)
     frame = frame_with_actors(frame, log, spec.frame, scenario.actors.source, where)
     frame = frame_at_resolution(frame, scenario.camera)  # build at the rendered size
