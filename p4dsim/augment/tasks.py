@@ -18,6 +18,7 @@ from typing import Any
 from p4dsim import __version__
 from p4dsim.errors import ConfigError
 from p4dsim.io.dataset import FORMAT_VERSION
+from p4dsim.preflight import check_timing
 from p4dsim.scenario.load import load_scenario
 from p4dsim.scenario.model import Scenario, SourceModel
 from p4dsim.scenario.variants import expand_variants, variant_run_id
@@ -147,6 +148,7 @@ def plan_job(
             base_id = f"{sc.name}@{frame:06d}"
             variants = expand_variants(resolved, str(path))
             for v in variants:
+                check_timing(v.scenario, str(path))  # as validate and replay do
                 runs.append(
                     RunTask(
                         run_id=variant_run_id(base_id, v.variant_id, len(variants)),
