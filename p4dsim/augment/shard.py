@@ -5,9 +5,9 @@ the shard's Parquet files.
 never raises: failures come back as a :class:`ShardResult` with ``error`` set, and any file of
 the shard it had written is removed. Files are written to a temporary name and renamed to a
 staged name that readers skip (:mod:`p4dsim.io.outdir`), so a staged file is complete; the
-driver moves it into the dataset when the manifest lists it. Rows come in a fixed order (runs in plan order, time steps
-in order) and Parquet settings are fixed, so a shard's bytes depend only on its
-:class:`~p4dsim.augment.tasks.ShardSpec`.
+driver moves it into the dataset when the manifest lists it. Rows come in a fixed order (runs
+in plan order, time steps in order) and Parquet settings are fixed, so a shard's bytes depend
+only on its :class:`~p4dsim.augment.tasks.ShardSpec`.
 """
 
 from __future__ import annotations
