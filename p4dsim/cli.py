@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -587,14 +588,21 @@ def main() -> None:
     usage error (one line, no traceback), 130 SIGINT, 143 SIGTERM."""
     from rich.markup import escape
 
-    from p4dsim.exitcodes import run_cli
+    from p4dsim.exitcodes import SIGINT_EXIT, SIGTERM_EXIT, run_cli
 
     def print_error(msg: str) -> None:
         head, _, rest = msg.partition(": ")
         line = escape(" ".join(rest.split()))
         err_console.print(f"[bold red]{escape(head)}:[/] {line}", highlight=False, soft_wrap=True)
 
-    sys.exit(run_cli(app, print_error, (P4DSimError,)))
+    status = run_cli(app, print_error, (P4DSimError,))
+    if status in (SIGINT_EXIT, SIGTERM_EXIT):
+        # Clean-up has run. Exit now with the documented status: an interrupt that landed
+        # inside an extension's import makes CPython re-raise SIGINT at shutdown otherwise.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
 
 
 if __name__ == "__main__":
