@@ -3,7 +3,8 @@ source-view render.
 
 * behind layer: for pixels of actors and pixels on the near side of strong depth edges, a
   second surface behind the first one along the same source ray: the ground plane where the
-  ray meets it, otherwise the surrounding background depth (inpainted), with inpainted colour;
+  ray meets it, otherwise the far side of the surrounding depth, coloured from the
+  background only (never from anything in front of it);
 * border layer: the image extended past its borders (reflected colour, replicated depth),
   seen only when the camera yaws or shifts sideways;
 * mirror completion of actors across their long axis;
@@ -55,6 +56,60 @@ def _inpaint_small(img: np.ndarray, mask: np.ndarray, factor: int, radius: float
     return np.where(mask[..., None] if img.ndim == 3 else mask, out, img)
 
 
+def background_fill(
+    image: np.ndarray,  # uint8 [H, W, 3]
+    depth: np.ndarray,  # float [H, W] depth of every pixel (m), inf = sky
+    hole: np.ndarray,  # bool [H, W] pixels to fill (never used as sources)
+    target_depth: np.ndarray,  # float [H, W] the depth each hole pixel is filled at (m)
+    ratio: float = 1.1,
+    n_bins: int = 8,
+) -> np.ndarray:
+    """uint8 [H, W, 3]: ``image`` with the ``hole`` pixels coloured from the background only.
+
+    A hole pixel filled at depth z takes its colour only from source pixels (not in the
+    hole) at least as far as ``z / ratio``: never from a surface in front of it, so what a
+    vehicle or the near side of a depth edge covered is never blended with that vehicle or
+    that near side. Colour is interpolated by a push-pull pyramid
+    (:func:`p4dsim.render.fill.fill_empty`) over those sources, once per band of target
+    depth (``n_bins`` bands, log-spaced); a hole pixel with no such source anywhere takes
+    the far side of its surroundings.
+    """
+    from p4dsim.render.fill import fill_empty
+
+    H, W = hole.shape
+    out = image.copy()
+    if not hole.any():
+        return out
+    z = np.asarray(depth, dtype=np.float64)
+    src = ~hole & (z > 0)
+    t = np.asarray(target_depth, dtype=np.float64)[hole]
+    t = np.where(np.isfinite(t) & (t > 0), t, np.inf)
+    fin = t[np.isfinite(t)]
+    lo_all, hi_all = (fin.min(), fin.max()) if len(fin) else (1.0, 1.0)
+    edges = np.geomspace(lo_all, max(hi_all, lo_all * 1.0001), n_bins + 1)
+    which = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, n_bins - 1)
+    which[~np.isfinite(t)] = n_bins  # sky targets: sky sources only
+    img = image.astype(np.float32) / 255.0
+    ones = np.ones((H, W), np.float32)
+    col = np.zeros((int(hole.sum()), 3), np.float32)
+    done = np.zeros(len(t), bool)
+    for b in np.unique(which):
+        z_lo = edges[b] if b < n_bins else np.inf
+        ok = src & (z >= z_lo / ratio)
+        if not ok.any():
+            continue
+        filled, _ = fill_empty(img * ok[..., None], ones, ok.astype(np.float32), edge_ratio=1e9)
+        sel = which == b
+        col[sel] = filled[hole][sel]
+        done |= sel
+    if not done.all():
+        d_src = np.where(src, z, 0)
+        filled, _ = fill_empty(img * src[..., None], d_src, src.astype(np.float32))
+        col[~done] = filled[hole][~done]
+    out[hole] = np.clip(np.round(col * 255.0), 0, 255).astype(np.uint8)
+    return out
+
+
 def behind_layer(
     image: np.ndarray,  # uint8 [H, W, 3]
     dense: np.ndarray,  # float32 [H, W] first-surface depth (m)
@@ -71,10 +126,11 @@ def behind_layer(
     [H, W] of pixels that get one.
 
     The mask holds actor pixels and, near strong depth edges (far/near ratio ≥ ``edge_ratio``
-    within ``band_px`` pixels), the near side. Behind-depth is the inpainted surrounding depth
-    (near-side pixels excluded), replaced by the ground-plane depth where that is nearer, and
+    within ``band_px`` pixels), the near side. Behind-depth is the far side of the
+    surrounding depth (far-side push-pull, :func:`p4dsim.render.fill.fill_empty`), replaced by the ground-plane depth where that is nearer, and
     pushed to at least ``1 + min_gap`` times the farthest first surface within two pixels (so
-    it never lies in front of a neighbour's Gaussian); pixels next to sky get none.
+    it never lies in front of a neighbour's Gaussian); pixels next to sky get none. Colour
+    comes from the background only (:func:`background_fill`).
     """
     H, W = dense.shape
     d = np.where(sky, max_depth, np.minimum(dense, max_depth)).astype(np.float32)
@@ -85,8 +141,15 @@ def behind_layer(
     mask = (grown | band) & ~sky
     if not mask.any():
         return np.zeros((H, W), np.float32), image.copy(), mask
-    factor = 3 if W > 900 else (2 if W > 400 else 1)
-    fill = _inpaint_small(d, mask, factor, 5.0)
+    # Depth: the far side of the surroundings (far-side push-pull over the pixels outside
+    # the mask), never a blend with the near side.
+    from p4dsim.render.fill import fill_empty
+
+    src = ~mask & ~sky
+    _, fill = fill_empty(
+        np.zeros((H, W, 3), np.float32), np.where(src, d, 0), src.astype(np.float32)
+    )
+    fill = np.minimum(fill, max_depth).astype(np.float32)
     # Near-side pixels of edges: the far side is what the dilation saw.
     fill = np.where(band & ~grown, np.maximum(fill, far), fill)
     g = ground_depth
@@ -103,7 +166,8 @@ def behind_layer(
     reach = cv2.dilate(np.where(sky, np.inf, dense).astype(np.float32), np.ones((5, 5), np.uint8))
     fill = np.maximum(fill, reach * (1 + min_gap))
     keep = mask & np.isfinite(fill) & (fill <= 1.2 * max_depth)
-    colour = _inpaint_small(image, mask, factor, 5.0)
+    # Colour: only from what lies at least as far as each pixel's behind-depth.
+    colour = background_fill(image, np.where(sky, np.inf, d), mask, np.where(keep, fill, d))
     return np.where(keep, fill, 0).astype(np.float32), colour, keep
 
 
