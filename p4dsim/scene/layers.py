@@ -56,23 +56,53 @@ def _inpaint_small(img: np.ndarray, mask: np.ndarray, factor: int, radius: float
     return np.where(mask[..., None] if img.ndim == 3 else mask, out, img)
 
 
+def _push_pull(img: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """float32 [H, W, 3]: plain push-pull interpolation of ``img`` [H, W, 3] from the pixels
+    of weight ``w`` [H, W] in [0, 1] (area-averaged pyramid, bilinear pull, each level
+    composited over the one below it: c + (1 - w) · coarser)."""
+    levels = [(img * w[..., None], w.astype(np.float32))]
+    while max(levels[-1][1].shape) > 1:
+        c, a = levels[-1]
+        h, wd = a.shape
+        size = (max(wd // 2, 1), max(h // 2, 1))
+        cs = cv2.resize(c, size, interpolation=cv2.INTER_AREA)
+        as_ = cv2.resize(a, size, interpolation=cv2.INTER_AREA)
+        if cs.ndim == 2:
+            cs = cs[..., None]
+        levels.append((cs, as_))
+    c, a = levels[-1]
+    val = np.where(a[..., None] > 0, c / np.maximum(a, 1e-12)[..., None], 0.0)
+    for c, a in reversed(levels[:-1]):
+        h, wd = a.shape
+        up = cv2.resize(val.astype(np.float32), (wd, h), interpolation=cv2.INTER_LINEAR)
+        if up.ndim == 2:
+            up = up[..., None]
+        # Normalised colour where covered, the coarser level over the uncovered share.
+        norm = np.where(a[..., None] > 0, c / np.maximum(a, 1e-12)[..., None], 0.0)
+        cov = np.clip(a, 0.0, 1.0)[..., None]
+        val = cov * norm + (1.0 - cov) * up
+    return val.astype(np.float32)
+
+
 def background_fill(
     image: np.ndarray,  # uint8 [H, W, 3]
     depth: np.ndarray,  # float [H, W] depth of every pixel (m), inf = sky
     hole: np.ndarray,  # bool [H, W] pixels to fill (never used as sources)
     target_depth: np.ndarray,  # float [H, W] the depth each hole pixel is filled at (m)
     ratio: float = 1.1,
-    n_bins: int = 8,
+    step: float = 1.1,
 ) -> np.ndarray:
     """uint8 [H, W, 3]: ``image`` with the ``hole`` pixels coloured from the background only.
 
     A hole pixel filled at depth z takes its colour only from source pixels (not in the
-    hole) at least as far as ``z / ratio``: never from a surface in front of it, so what a
-    vehicle or the near side of a depth edge covered is never blended with that vehicle or
-    that near side. Colour is interpolated by a push-pull pyramid
-    (:func:`p4dsim.render.fill.fill_empty`) over those sources, once per band of target
-    depth (``n_bins`` bands, log-spaced); a hole pixel with no such source anywhere takes
-    the far side of its surroundings.
+    hole) at least as far as ``z / (ratio * step)``: never from a surface in front of it, so
+    what a vehicle or the near side of a depth edge covered is never blended with that
+    vehicle or that near side. Colour is interpolated by a push-pull pyramid
+    (:func:`p4dsim.render.fill.fill_empty`) over the sources at least as far as
+    ``g / ratio``, once per depth g of a grid of factor ``step`` over the target depths; each
+    target takes the linear blend (in log depth) of the runs of the two grid depths around it
+    (both behind it: no seams between steps). A hole pixel with no such source anywhere
+    takes the far side of its surroundings.
     """
     from p4dsim.render.fill import fill_empty
 
@@ -86,22 +116,33 @@ def background_fill(
     t = np.where(np.isfinite(t) & (t > 0), t, np.inf)
     fin = t[np.isfinite(t)]
     lo_all, hi_all = (fin.min(), fin.max()) if len(fin) else (1.0, 1.0)
-    edges = np.geomspace(lo_all, max(hi_all, lo_all * 1.0001), n_bins + 1)
-    which = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, n_bins - 1)
-    which[~np.isfinite(t)] = n_bins  # sky targets: sky sources only
+    n_bins = max(1, int(np.ceil(np.log(max(hi_all / lo_all, 1.0001)) / np.log(step))))
+    edges = lo_all * step ** np.arange(n_bins + 1)
+    # Position of each target on the log-spaced grid of depths: between runs b and b + 1.
+    pos = np.log(np.where(np.isfinite(t), t, 1.0) / lo_all) / np.log(edges[1] / edges[0])
+    pos = np.clip(pos, 0.0, n_bins)
+    b0 = np.floor(pos).astype(np.int64)
+    frac = pos - b0
+    b0[~np.isfinite(t)], frac[~np.isfinite(t)] = n_bins + 1, 0.0  # sky: sky sources only
     img = image.astype(np.float32) / 255.0
-    ones = np.ones((H, W), np.float32)
-    col = np.zeros((int(hole.sum()), 3), np.float32)
-    done = np.zeros(len(t), bool)
-    for b in np.unique(which):
-        z_lo = edges[b] if b < n_bins else np.inf
+    col = np.zeros((len(t), 3), np.float32)
+    wsum = np.zeros(len(t), np.float32)
+    for b in np.unique(np.concatenate([b0, b0 + 1])):
+        # Run b: the sources at least as far as edges[b] / ratio, for the targets whose
+        # grid position lies within one step of b (linear weights: no seams between runs).
+        w_t = np.where(b0 == b, 1.0 - frac, 0.0) + np.where(b0 + 1 == b, frac, 0.0)
+        sel = w_t > 0
+        if not sel.any():
+            continue
+        z_lo = edges[min(b, n_bins)] if b <= n_bins else np.inf
         ok = src & (z >= z_lo / ratio)
         if not ok.any():
             continue
-        filled, _ = fill_empty(img * ok[..., None], ones, ok.astype(np.float32), edge_ratio=1e9)
-        sel = which == b
-        col[sel] = filled[hole][sel]
-        done |= sel
+        filled = _push_pull(img, ok.astype(np.float32))
+        col[sel] += w_t[sel, None] * filled[hole][sel]
+        wsum[sel] += w_t[sel]
+    done = wsum > 1e-6
+    col[done] /= wsum[done, None]
     if not done.all():
         d_src = np.where(src, z, 0)
         filled, _ = fill_empty(img * src[..., None], d_src, src.astype(np.float32))
