@@ -89,7 +89,8 @@ def test_nothing_rendered_gets_default_depth():
     out, d = fill_empty(
         np.zeros((8, 8, 3), np.float32), np.zeros((8, 8), np.float32), np.zeros((8, 8))
     )
-    assert np.all(d == 1000.0) and np.all(out == 0)
+    np.testing.assert_allclose(d, 1000.0, rtol=1e-6)
+    assert np.all(out == 0)
 
 
 def test_uint8_and_batched():

@@ -115,7 +115,8 @@ def fill_empty(
 
     ``rgb`` float [..., H, W, 3] in [0, 1] (composited on black) or uint8 (returned as
     uint8); ``depth`` [..., H, W] camera z in metres, ``inf`` for sky, 0 or NaN where nothing
-    was hit; ``alpha`` [..., H, W] in [0, 1]. ``edge_ratio``: inverse depths within this
+    was hit; ``alpha`` [..., H, W] in [0, 1]. Computes in float64 when ``depth`` is
+    float64, else in float32. ``edge_ratio``: inverse depths within this
     factor of the farthest count as the same (far) side. ``default_depth``: the depth of a
     frame in which nothing at all was rendered (its colour is then black).
     """
@@ -123,10 +124,11 @@ def fill_empty(
     lead = depth.shape[:-2]
     H, W = depth.shape[-2:]
     is_u8 = rgb.dtype == np.uint8
-    c_in = rgb.astype(np.float64) / (255.0 if is_u8 else 1.0)
+    dt = np.float64 if np.asarray(depth).dtype == np.float64 else np.float32
+    c_in = rgb.astype(dt) / dt(255.0 if is_u8 else 1.0)
     c_in = c_in.reshape(-1, H, W, 3)
-    d = np.asarray(depth, dtype=np.float64).reshape(-1, H, W)
-    a = np.clip(np.asarray(alpha, dtype=np.float64).reshape(-1, H, W), 0.0, 1.0)
+    d = np.asarray(depth, dtype=dt).reshape(-1, H, W)
+    a = np.clip(np.asarray(alpha, dtype=dt).reshape(-1, H, W), 0.0, 1.0)
     valid_d = (d > 0) & ~np.isnan(d)
     seed = (a >= seed_alpha) & valid_d
     q0 = np.where(seed, 1.0 / np.where(valid_d, d, 1.0), 0.0)  # inverse depth, sky = 0

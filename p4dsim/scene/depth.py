@@ -437,25 +437,54 @@ def _sky_candidates(cand: np.ndarray, lab: np.ndarray, delta: float) -> np.ndarr
     return ok[labels]
 
 
-def _above_boxes(camera, boxes, grow, shape, max_above: float = 15.0):
-    """(lo, hi) float32 [H, W]: the camera z interval where each pixel's ray passes over one
-    of the ego-frame ``boxes`` (within its footprint grown by ``grow``, from its top plus
-    ``grow`` to ``max_above`` metres higher); 0 where none (or no camera/boxes). Where rays
-    pass over several boxes, the hull of their intervals."""
-    if camera is None or not boxes:
-        z = np.zeros(shape, np.float32)
-        return z, z
-    from types import SimpleNamespace
-
-    prisms = []
+def _above_boxes(camera, boxes, grow, where: np.ndarray, max_above: float = 15.0):
+    """(lo, hi) float32 [H, W]: for the pixels of ``where`` (bool [H, W]), the camera z
+    interval where the pixel's ray passes over one of the ego-frame ``boxes`` (within its
+    footprint grown by ``grow``, from its top plus ``grow`` to ``max_above`` metres higher);
+    0 elsewhere, where none, or without camera/boxes. Where a ray passes over several
+    boxes, the hull of their intervals."""
+    lo = np.zeros(where.shape, np.float32)
+    hi = np.zeros(where.shape, np.float32)
+    if camera is None or not boxes or not where.any():
+        return lo, hi
+    ii, jj = np.nonzero(where)
+    Kinv = np.linalg.inv(camera.K)
+    rays_c = np.stack([jj + 0.5, ii + 0.5, np.ones(len(ii))], axis=-1) @ Kinv.T  # z = 1
+    T = np.asarray(camera.T_ego_camera, dtype=np.float64)
+    rays_e = rays_c @ T[:3, :3].T
+    entry = np.full(len(ii), np.inf)
+    exit_ = np.zeros(len(ii))
+    T_cam_ego = inv_pose(T)
     for b in boxes:
         size = np.asarray(b.size, dtype=np.float64)
         c = np.asarray(b.center, dtype=np.float64).copy()
-        c[2] += size[2] / 2 + 2 * grow + max_above / 2  # bottom at top + grow once grown
-        prisms.append(
-            SimpleNamespace(center=c, size=np.array([size[0], size[1], max_above]), yaw=b.yaw)
+        c[2] += size[2] / 2 + grow + max_above / 2
+        half = np.array([size[0] / 2 + grow, size[1] / 2 + grow, max_above / 2])
+        R = rot_z(b.yaw)
+        # Only the rays within the image rectangle of the prism's corners (all in front).
+        corners = transform_points(
+            T_cam_ego, c + (np.array(np.meshgrid(*[[-1, 1]] * 3)).reshape(3, -1).T * half) @ R.T
         )
-    lo, hi = ray_box_depths(camera, prisms, grow)
+        if np.any(corners[:, 2] <= 0.05):
+            sel = np.arange(len(ii))
+        else:
+            uv = corners[:, :2] / corners[:, 2:] @ camera.K[:2, :2].T + camera.K[:2, 2]
+            sel = np.nonzero(
+                (jj + 1 >= uv[:, 0].min())
+                & (jj <= uv[:, 0].max())
+                & (ii + 1 >= uv[:, 1].min())
+                & (ii <= uv[:, 1].max())
+            )[0]
+        if len(sel) == 0:
+            continue
+        o = R.T @ (T[:3, 3] - c)
+        tmin, tmax = ray_box_interval(o, rays_e[sel] @ R, half)
+        ok = (tmax >= np.maximum(tmin, 0)) & (tmax > 0)
+        entry[sel] = np.where(ok, np.minimum(entry[sel], np.maximum(tmin, 1e-3)), entry[sel])
+        exit_[sel] = np.where(ok, np.maximum(exit_[sel], tmax), exit_[sel])
+    hit = np.isfinite(entry)
+    lo[ii[hit], jj[hit]] = entry[hit]
+    hi[ii[hit], jj[hit]] = exit_[hit]
     return lo, hi
 
 
@@ -552,7 +581,7 @@ def depth_above_lidar(
     sky_cand = _sky_candidates(~supported & colour & ~edges, lab, sky_delta)
     seeds = supported.copy()
     passable = ~supported & ~edges
-    lo, hi = _above_boxes(camera, boxes, box_grow, (H, W))
+    lo, hi = _above_boxes(camera, boxes, box_grow, ~supported)
     d, reached, src = _flood(
         np.where(supported, dense, 0).astype(np.float32),
         lab,

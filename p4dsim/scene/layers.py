@@ -84,13 +84,43 @@ def _push_pull(img: np.ndarray, w: np.ndarray) -> np.ndarray:
     return val.astype(np.float32)
 
 
+def _far_fill_half(depth: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """float32 [H, W]: ``depth`` where ``known``, elsewhere the far side of the known depth
+    around (:func:`p4dsim.render.fill.fill_empty`), computed at half resolution on the
+    farthest known depth of each 2×2 block."""
+    from p4dsim.render.fill import fill_empty
+
+    H, W = depth.shape
+    h2, w2 = (H + 1) // 2, (W + 1) // 2
+    dd = np.zeros((2 * h2, 2 * w2), np.float32)
+    dd[:H, :W] = np.where(known, depth, 0)
+    small = dd.reshape(h2, 2, w2, 2).max(axis=(1, 3))
+    _, f = fill_empty(np.zeros((h2, w2, 3), np.float32), small, (small > 0).astype(np.float32))
+    up = np.repeat(np.repeat(f, 2, axis=0), 2, axis=1)[:H, :W]
+    return np.where(known, depth, up).astype(np.float32)
+
+
+def _push_pull_half(img: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """:func:`_push_pull` from half resolution (4 times cheaper; the fill is smooth anyway),
+    the sources themselves kept at full resolution."""
+    H, W = w.shape
+    if min(H, W) < 4:
+        return _push_pull(img, w)
+    size = (W // 2, H // 2)
+    cw = cv2.resize(img * w[..., None], size, interpolation=cv2.INTER_AREA)
+    ws = cv2.resize(w, size, interpolation=cv2.INTER_AREA)
+    small = _push_pull(cw / np.maximum(ws, 1e-12)[..., None], ws)
+    up = cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
+    return np.where(w[..., None] > 0, img, up).astype(np.float32)
+
+
 def background_fill(
     image: np.ndarray,  # uint8 [H, W, 3]
     depth: np.ndarray,  # float [H, W] depth of every pixel (m), inf = sky
     hole: np.ndarray,  # bool [H, W] pixels to fill (never used as sources)
     target_depth: np.ndarray,  # float [H, W] the depth each hole pixel is filled at (m)
     ratio: float = 1.1,
-    step: float = 1.1,
+    step: float = 1.15,
 ) -> np.ndarray:
     """uint8 [H, W, 3]: ``image`` with the ``hole`` pixels coloured from the background only.
 
@@ -138,7 +168,7 @@ def background_fill(
         ok = src & (z >= z_lo / ratio)
         if not ok.any():
             continue
-        filled = _push_pull(img, ok.astype(np.float32))
+        filled = _push_pull_half(img, ok.astype(np.float32))
         col[sel] += w_t[sel, None] * filled[hole][sel]
         wsum[sel] += w_t[sel]
     done = wsum > 1e-6
@@ -184,12 +214,9 @@ def behind_layer(
         return np.zeros((H, W), np.float32), image.copy(), mask
     # Depth: the far side of the surroundings (far-side push-pull over the pixels outside
     # the mask), never a blend with the near side.
-    from p4dsim.render.fill import fill_empty
 
     src = ~mask & ~sky
-    _, fill = fill_empty(
-        np.zeros((H, W, 3), np.float32), np.where(src, d, 0), src.astype(np.float32)
-    )
+    fill = _far_fill_half(np.where(src, d, 0).astype(np.float32), src)
     fill = np.minimum(fill, max_depth).astype(np.float32)
     # Near-side pixels of edges: the far side is what the dilation saw.
     fill = np.where(band & ~grown, np.maximum(fill, far), fill)
