@@ -208,7 +208,7 @@ def test_behind_layer_takes_background_colour_and_depth_only():
     c = colour[keep].astype(np.float64)
     assert c[:, 0].max() <= 75, "foreground red leaked into the behind layer"
     assert np.all(np.abs(c - (67, 87, 117)) < 12)
-    assert np.all((depth[keep] >= 30.0) & (depth[keep] <= 30.0 * 1.031))
+    assert np.all((depth[keep] >= 30.0) & (depth[keep] <= 30.0 * 1.07))  # the wall, never nearer
 
 
 def test_background_fill_never_uses_nearer_sources():

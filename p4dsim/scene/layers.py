@@ -3,7 +3,7 @@ source-view render.
 
 * behind layer: for pixels of actors and pixels on the near side of strong depth edges, a
   second surface behind the first one along the same source ray: the ground plane where the
-  ray meets it, otherwise the far side of the surrounding depth, coloured from the
+  ray meets it, otherwise the surrounding background depth (inpainted), coloured from the
   background only (never from anything in front of it);
 * border layer: the image extended past its borders (reflected colour, replicated depth),
   seen only when the camera yaws or shifts sideways;
@@ -82,22 +82,6 @@ def _push_pull(img: np.ndarray, w: np.ndarray) -> np.ndarray:
         cov = np.clip(a, 0.0, 1.0)[..., None]
         val = cov * norm + (1.0 - cov) * up
     return val.astype(np.float32)
-
-
-def _far_fill_half(depth: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """float32 [H, W]: ``depth`` where ``known``, elsewhere the far side of the known depth
-    around (:func:`p4dsim.render.fill.fill_empty`), computed at half resolution on the
-    farthest known depth of each 2×2 block."""
-    from p4dsim.render.fill import fill_empty
-
-    H, W = depth.shape
-    h2, w2 = (H + 1) // 2, (W + 1) // 2
-    dd = np.zeros((2 * h2, 2 * w2), np.float32)
-    dd[:H, :W] = np.where(known, depth, 0)
-    small = dd.reshape(h2, 2, w2, 2).max(axis=(1, 3))
-    _, f = fill_empty(np.zeros((h2, w2, 3), np.float32), small, (small > 0).astype(np.float32))
-    up = np.repeat(np.repeat(f, 2, axis=0), 2, axis=1)[:H, :W]
-    return np.where(known, depth, up).astype(np.float32)
 
 
 def _push_pull_half(img: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -197,8 +181,8 @@ def behind_layer(
     [H, W] of pixels that get one.
 
     The mask holds actor pixels and, near strong depth edges (far/near ratio ≥ ``edge_ratio``
-    within ``band_px`` pixels), the near side. Behind-depth is the far side of the
-    surrounding depth (far-side push-pull, :func:`p4dsim.render.fill.fill_empty`), replaced by the ground-plane depth where that is nearer, and
+    within ``band_px`` pixels), the near side. Behind-depth is the inpainted surrounding depth
+    (near-side pixels excluded), replaced by the ground-plane depth where that is nearer, and
     pushed to at least ``1 + min_gap`` times the farthest first surface within two pixels (so
     it never lies in front of a neighbour's Gaussian); pixels next to sky get none. Colour
     comes from the background only (:func:`background_fill`).
@@ -212,12 +196,8 @@ def behind_layer(
     mask = (grown | band) & ~sky
     if not mask.any():
         return np.zeros((H, W), np.float32), image.copy(), mask
-    # Depth: the far side of the surroundings (far-side push-pull over the pixels outside
-    # the mask), never a blend with the near side.
-
-    src = ~mask & ~sky
-    fill = _far_fill_half(np.where(src, d, 0).astype(np.float32), src)
-    fill = np.minimum(fill, max_depth).astype(np.float32)
+    factor = 3 if W > 900 else (2 if W > 400 else 1)
+    fill = _inpaint_small(d, mask, factor, 5.0)
     # Near-side pixels of edges: the far side is what the dilation saw.
     fill = np.where(band & ~grown, np.maximum(fill, far), fill)
     g = ground_depth
