@@ -150,3 +150,15 @@ def test_observed_mask_mean_is_coverage_definition():
 def test_bad_shapes_are_refused():
     with pytest.raises(ValueError, match="fill_empty"):
         fill_empty(np.zeros((4, 4, 3)), np.zeros((4, 5)), np.zeros((4, 4)))
+
+
+def test_torch_fill_on_cuda_equals_cpu():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device here; the CUDA path is checked where one exists")
+    rgb, depth, alpha = _step_scene()
+    batch = [torch.from_numpy(np.stack([x, x])) for x in (rgb, depth, alpha)]
+    c_rgb, c_d = fill_empty_torch(*batch)
+    g_rgb, g_d = fill_empty_torch(*[x.cuda() for x in batch])
+    np.testing.assert_allclose(g_rgb.cpu().numpy(), c_rgb.numpy(), atol=1e-5)
+    np.testing.assert_allclose(g_d.cpu().numpy(), c_d.numpy(), rtol=1e-5)
