@@ -444,9 +444,12 @@ def _hidden_layers(frame, cfg, dense, sky, ground, taken, grid_shape):
         col = bcol[iv, iu].astype(np.float32) / 255.0
         g = _gaussians(P[sel], N[sel], col[sel], sigma, cfg.synth_confidence, cam, cfg)
         out.append((g, np.zeros(len(g), bool)))
+    # The image extended past its borders continues the background only: a vehicle or the
+    # near side of an edge at the border is replaced by what the behind layer puts behind it
+    # (reflected, it would show as a second copy once the view moves sideways).
     bl = border_layer(
-        frame.image,
-        dense,
+        np.where(keep[..., None], bcol, frame.image),
+        np.where(keep, bdepth, dense).astype(np.float32),
         sky,
         cfg.border_frac_x,
         cfg.border_frac_y,

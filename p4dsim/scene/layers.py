@@ -230,7 +230,9 @@ def border_layer(
     push_back: float = 0.03,
 ) -> PixelLayer:
     """The image extended by ``frac_x`` of its width left and right and ``frac_y`` of its
-    height above and below, sampled every ``stride`` pixels outside the source image.
+    height above and below, sampled every ``stride`` pixels outside the source image. The
+    scene builder passes the image and depth with vehicles and the near sides of depth
+    edges replaced by the behind layer, so that the extension continues the background only.
 
     Colour is the reflected image (slightly blurred), sky reflects with it; depth replicates
     the border depth (for a flat road with no roll, camera z depends only on the row, so
