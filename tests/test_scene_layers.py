@@ -185,3 +185,45 @@ def test_coverage_counts_observed_content_only(toytown):
         # ... and counts 0; pixel footprints leave small gaps at sub-pixel positions.
         assert alone[~inside].mean() < 0.03
         assert inside.mean() - 0.1 < fr.coverage <= inside.mean() + 0.01
+
+
+def test_behind_layer_takes_background_colour_and_depth_only():
+    # A near red board (5 m) in front of a far wall (30 m, blue-grey): the pixels it covers
+    # and the near side of its edges get a behind layer whose colour has nothing of the red
+    # board (neither its edge band nor its interior, which stays a source pixel further in),
+    # and whose depth is the wall's.
+    from p4dsim.scene.layers import behind_layer
+
+    h, w = 60, 90
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:] = (70, 90, 120)
+    img[::4] = (60, 80, 110)  # some texture on the wall
+    img[10:50, 20:70] = (220, 30, 30)
+    dense = np.full((h, w), 30.0, np.float32)
+    dense[10:50, 20:70] = 5.0
+    sky = np.zeros((h, w), bool)
+    none = np.zeros((h, w), bool)
+    zg = np.zeros((h, w), np.float32)
+    depth, colour, keep = behind_layer(img, dense, sky, none, zg, 150.0)
+    assert keep[10:16, 20:70].all() and keep[10:50, 20:26].all()  # the near side of the edges
+    c = colour[keep].astype(np.float64)
+    assert c[:, 0].max() <= 75, "foreground red leaked into the behind layer"
+    assert np.all(np.abs(c - (67, 87, 117)) < 12)
+    assert np.all((depth[keep] >= 30.0) & (depth[keep] <= 30.0 * 1.07))  # the wall, never nearer
+
+
+def test_background_fill_never_uses_nearer_sources():
+    from p4dsim.scene.layers import background_fill
+
+    h, w = 40, 64
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:, :32] = (200, 0, 0)  # near (4 m)
+    img[:, 32:] = (0, 0, 200)  # far (40 m)
+    depth = np.where(np.arange(w)[None, :] < 32, 4.0, 40.0) * np.ones((h, 1))
+    hole = np.zeros((h, w), bool)
+    hole[:, 20:44] = True
+    out = background_fill(img, depth, hole, np.full((h, w), 40.0))
+    assert np.all(out[hole] == (0, 0, 200))
+    # A target at the near depth may take both sides (both are at least as far as it).
+    out = background_fill(img, depth, hole, np.full((h, w), 4.0))
+    assert out[hole][:, 0].max() > 150

@@ -1,7 +1,9 @@
 """Building a :class:`~p4dsim.scene.scene4d.Scene4D` from one :class:`~p4dsim.types.Frame`.
 
-1. Dense depth: LiDAR z-buffered into the image and completed; sky found and put on a far
-   dome.
+1. Dense depth: LiDAR z-buffered into the image and completed; above the LiDAR's field of
+   view, surfaces it sees continued upward through the image, sky only where the image
+   says sky (put on a far dome), the rest far in inverse depth
+   (:func:`~p4dsim.scene.depth.depth_above_lidar`).
 2. One Gaussian per pixel (or per ``stride``×``stride`` block), unprojected at its depth,
    flattened along the surface normal and shaped to the pixel's footprint on the surface, so
    that at the source view each projects to an isotropic blob of ``footprint_sigma_px``.
@@ -28,6 +30,7 @@ from p4dsim.geometry import (
 )
 from p4dsim.scene.depth import (
     complete_depth,
+    depth_above_lidar,
     detect_sky,
     lidar_confidence,
     prior_depth,
@@ -192,7 +195,11 @@ def _dense_depth(frame: Frame, cfg: BuildConfig):
     if source == "lidar":
         sparse = project_lidar(frame.lidar, cam)
         dense = complete_depth(sparse, cfg.max_depth, image=frame.image)
-        sky = detect_sky(frame.image, sparse)
+        # Above the LiDAR's field of view: surfaces continued, sky only where the image
+        # says sky, unsupported structure far in inverse depth.
+        dense, sky, _ = depth_above_lidar(
+            dense, sparse, frame.image, cfg.max_depth, camera=cam, boxes=frame.boxes
+        )
         conf = lidar_confidence(sparse, 4.0 * W / 1242.0)
         return dense, sky, sparse, ground, conf
     prior, hit = prior_depth(cam, ground, frame.boxes, cfg.prior_far_m)
@@ -438,9 +445,12 @@ def _hidden_layers(frame, cfg, dense, sky, ground, taken, grid_shape):
         col = bcol[iv, iu].astype(np.float32) / 255.0
         g = _gaussians(P[sel], N[sel], col[sel], sigma, cfg.synth_confidence, cam, cfg)
         out.append((g, np.zeros(len(g), bool)))
+    # The image extended past its borders continues the background only: a vehicle or the
+    # near side of an edge at the border is replaced by what the behind layer puts behind it
+    # (reflected, it would show as a second copy once the view moves sideways).
     bl = border_layer(
-        frame.image,
-        dense,
+        np.where(keep[..., None], bcol, frame.image),
+        np.where(keep, bdepth, dense).astype(np.float32),
         sky,
         cfg.border_frac_x,
         cfg.border_frac_y,

@@ -3,7 +3,8 @@ source-view render.
 
 * behind layer: for pixels of actors and pixels on the near side of strong depth edges, a
   second surface behind the first one along the same source ray: the ground plane where the
-  ray meets it, otherwise the surrounding background depth (inpainted), with inpainted colour;
+  ray meets it, otherwise the surrounding background depth (inpainted), coloured from the
+  background only (never from anything in front of it);
 * border layer: the image extended past its borders (reflected colour, replicated depth),
   seen only when the camera yaws or shifts sideways;
 * mirror completion of actors across their long axis;
@@ -55,6 +56,115 @@ def _inpaint_small(img: np.ndarray, mask: np.ndarray, factor: int, radius: float
     return np.where(mask[..., None] if img.ndim == 3 else mask, out, img)
 
 
+def _push_pull(img: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """float32 [H, W, 3]: plain push-pull interpolation of ``img`` [H, W, 3] from the pixels
+    of weight ``w`` [H, W] in [0, 1] (area-averaged pyramid, bilinear pull, each level
+    composited over the one below it: c + (1 - w) · coarser)."""
+    levels = [(img * w[..., None], w.astype(np.float32))]
+    while max(levels[-1][1].shape) > 1:
+        c, a = levels[-1]
+        h, wd = a.shape
+        size = (max(wd // 2, 1), max(h // 2, 1))
+        cs = cv2.resize(c, size, interpolation=cv2.INTER_AREA)
+        as_ = cv2.resize(a, size, interpolation=cv2.INTER_AREA)
+        if cs.ndim == 2:
+            cs = cs[..., None]
+        levels.append((cs, as_))
+    c, a = levels[-1]
+    val = np.where(a[..., None] > 0, c / np.maximum(a, 1e-12)[..., None], 0.0)
+    for c, a in reversed(levels[:-1]):
+        h, wd = a.shape
+        up = cv2.resize(val.astype(np.float32), (wd, h), interpolation=cv2.INTER_LINEAR)
+        if up.ndim == 2:
+            up = up[..., None]
+        # Normalised colour where covered, the coarser level over the uncovered share.
+        norm = np.where(a[..., None] > 0, c / np.maximum(a, 1e-12)[..., None], 0.0)
+        cov = np.clip(a, 0.0, 1.0)[..., None]
+        val = cov * norm + (1.0 - cov) * up
+    return val.astype(np.float32)
+
+
+def _push_pull_half(img: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """:func:`_push_pull` from half resolution (4 times cheaper; the fill is smooth anyway),
+    the sources themselves kept at full resolution."""
+    H, W = w.shape
+    if min(H, W) < 4:
+        return _push_pull(img, w)
+    size = (W // 2, H // 2)
+    cw = cv2.resize(img * w[..., None], size, interpolation=cv2.INTER_AREA)
+    ws = cv2.resize(w, size, interpolation=cv2.INTER_AREA)
+    small = _push_pull(cw / np.maximum(ws, 1e-12)[..., None], ws)
+    up = cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
+    return np.where(w[..., None] > 0, img, up).astype(np.float32)
+
+
+def background_fill(
+    image: np.ndarray,  # uint8 [H, W, 3]
+    depth: np.ndarray,  # float [H, W] depth of every pixel (m), inf = sky
+    hole: np.ndarray,  # bool [H, W] pixels to fill (never used as sources)
+    target_depth: np.ndarray,  # float [H, W] the depth each hole pixel is filled at (m)
+    ratio: float = 1.1,
+    step: float = 1.15,
+) -> np.ndarray:
+    """uint8 [H, W, 3]: ``image`` with the ``hole`` pixels coloured from the background only.
+
+    A hole pixel filled at depth z takes its colour only from source pixels (not in the
+    hole) at least as far as ``z / (ratio * step)``: never from a surface in front of it, so
+    what a vehicle or the near side of a depth edge covered is never blended with that
+    vehicle or that near side. Colour is interpolated by a push-pull pyramid
+    (:func:`p4dsim.render.fill.fill_empty`) over the sources at least as far as
+    ``g / ratio``, once per depth g of a grid of factor ``step`` over the target depths; each
+    target takes the linear blend (in log depth) of the runs of the two grid depths around it
+    (both behind it: no seams between steps). A hole pixel with no such source anywhere
+    takes the far side of its surroundings.
+    """
+    from p4dsim.render.fill import fill_empty
+
+    H, W = hole.shape
+    out = image.copy()
+    if not hole.any():
+        return out
+    z = np.asarray(depth, dtype=np.float64)
+    src = ~hole & (z > 0)
+    t = np.asarray(target_depth, dtype=np.float64)[hole]
+    t = np.where(np.isfinite(t) & (t > 0), t, np.inf)
+    fin = t[np.isfinite(t)]
+    lo_all, hi_all = (fin.min(), fin.max()) if len(fin) else (1.0, 1.0)
+    n_bins = max(1, int(np.ceil(np.log(max(hi_all / lo_all, 1.0001)) / np.log(step))))
+    edges = lo_all * step ** np.arange(n_bins + 1)
+    # Position of each target on the log-spaced grid of depths: between runs b and b + 1.
+    pos = np.log(np.where(np.isfinite(t), t, 1.0) / lo_all) / np.log(edges[1] / edges[0])
+    pos = np.clip(pos, 0.0, n_bins)
+    b0 = np.floor(pos).astype(np.int64)
+    frac = pos - b0
+    b0[~np.isfinite(t)], frac[~np.isfinite(t)] = n_bins + 1, 0.0  # sky: sky sources only
+    img = image.astype(np.float32) / 255.0
+    col = np.zeros((len(t), 3), np.float32)
+    wsum = np.zeros(len(t), np.float32)
+    for b in np.unique(np.concatenate([b0, b0 + 1])):
+        # Run b: the sources at least as far as edges[b] / ratio, for the targets whose
+        # grid position lies within one step of b (linear weights: no seams between runs).
+        w_t = np.where(b0 == b, 1.0 - frac, 0.0) + np.where(b0 + 1 == b, frac, 0.0)
+        sel = w_t > 0
+        if not sel.any():
+            continue
+        z_lo = edges[min(b, n_bins)] if b <= n_bins else np.inf
+        ok = src & (z >= z_lo / ratio)
+        if not ok.any():
+            continue
+        filled = _push_pull_half(img, ok.astype(np.float32))
+        col[sel] += w_t[sel, None] * filled[hole][sel]
+        wsum[sel] += w_t[sel]
+    done = wsum > 1e-6
+    col[done] /= wsum[done, None]
+    if not done.all():
+        d_src = np.where(src, z, 0)
+        filled, _ = fill_empty(img * src[..., None], d_src, src.astype(np.float32))
+        col[~done] = filled[hole][~done]
+    out[hole] = np.clip(np.round(col * 255.0), 0, 255).astype(np.uint8)
+    return out
+
+
 def behind_layer(
     image: np.ndarray,  # uint8 [H, W, 3]
     dense: np.ndarray,  # float32 [H, W] first-surface depth (m)
@@ -74,7 +184,8 @@ def behind_layer(
     within ``band_px`` pixels), the near side. Behind-depth is the inpainted surrounding depth
     (near-side pixels excluded), replaced by the ground-plane depth where that is nearer, and
     pushed to at least ``1 + min_gap`` times the farthest first surface within two pixels (so
-    it never lies in front of a neighbour's Gaussian); pixels next to sky get none.
+    it never lies in front of a neighbour's Gaussian); pixels next to sky get none. Colour
+    comes from the background only (:func:`background_fill`).
     """
     H, W = dense.shape
     d = np.where(sky, max_depth, np.minimum(dense, max_depth)).astype(np.float32)
@@ -103,7 +214,8 @@ def behind_layer(
     reach = cv2.dilate(np.where(sky, np.inf, dense).astype(np.float32), np.ones((5, 5), np.uint8))
     fill = np.maximum(fill, reach * (1 + min_gap))
     keep = mask & np.isfinite(fill) & (fill <= 1.2 * max_depth)
-    colour = _inpaint_small(image, mask, factor, 5.0)
+    # Colour: only from what lies at least as far as each pixel's behind-depth.
+    colour = background_fill(image, np.where(sky, np.inf, d), mask, np.where(keep, fill, d))
     return np.where(keep, fill, 0).astype(np.float32), colour, keep
 
 
@@ -118,7 +230,9 @@ def border_layer(
     push_back: float = 0.03,
 ) -> PixelLayer:
     """The image extended by ``frac_x`` of its width left and right and ``frac_y`` of its
-    height above and below, sampled every ``stride`` pixels outside the source image.
+    height above and below, sampled every ``stride`` pixels outside the source image. The
+    scene builder passes the image and depth with vehicles and the near sides of depth
+    edges replaced by the behind layer, so that the extension continues the background only.
 
     Colour is the reflected image (slightly blurred), sky reflects with it; depth replicates
     the border depth (for a flat road with no roll, camera z depends only on the row, so
