@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from p4dsim.eval.regions import (
     REGION_ID,
@@ -110,3 +111,20 @@ def test_box_masks_project_the_box():
     assert not box_masks([sign], cam).any()
     behind = Box3D("b", "vehicle", np.array([-10.0, 0, 0]), np.array([2.0, 2.0, 2.0]), 0.0)
     assert not box_masks([behind], cam).any()
+
+
+def test_future_protocol_reports_regions_and_consistency():
+    """On toytown (labelled cars, exact LiDAR) every sample carries the anatomy and the
+    depth consistency; the scene's own depth agrees with the static LiDAR better than copying
+    frame t does once the ego has moved."""
+    from p4dsim.eval.future import evaluate_future
+    from p4dsim.source import SourceSpec
+
+    log = SourceSpec.parse("toytown:?frames=6&width=192&height=58").open()
+    res = evaluate_future(log, [0], [5], device="cpu")
+    by = {s["method"]: s for s in res.samples}
+    for s in by.values():
+        assert sum(r["share"] for r in s["regions"].values()) == pytest.approx(1.0)
+        assert s["regions"]["vehicle"]["share"] > 0
+        assert s["consistency"] is not None
+    assert by["p4dsim"]["consistency"] < by["copy"]["consistency"]
