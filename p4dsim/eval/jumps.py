@@ -13,7 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from p4dsim.eval.consistency import consistency_absrel, consistency_reference, jump_pose
+from p4dsim.eval.consistency import (
+    consistency_absrel,
+    consistency_reference,
+    jump_pose,
+    static_points,
+)
 from p4dsim.eval.future import FutureEval, _Frames, method_name
 from p4dsim.eval.regions import box_masks, region_map, region_scores, synthesised_mask
 from p4dsim.perception.select import frame_with_actors
@@ -40,8 +45,9 @@ def evaluate_jumps(
     """Depth consistency of lateral camera jumps: for every source frame t and jump d (metres,
     positive = left), the scene of frame t rendered from the source camera moved by d, at the
     source instant, against frame t's static LiDAR reprojected there. Samples carry
-    ``consistency`` (AbsRel), ``coverage``, ``empty`` (share of pixels with alpha < 0.5) and
-    the error anatomy (``regions``; no sky class: the novel view has no image). Trajectory
+    ``consistency`` (AbsRel), ``coverage``, ``empty`` (share of pixels with alpha < 0.5),
+    ``camera_in_vehicle`` (the moved camera lies inside a road user's box) and the error
+    anatomy (``regions``; no sky class: the novel view has no image). Trajectory
     ``lateral_jump``; ``horizon`` holds the jump in metres."""
     renderer = get_renderer(device)
     cache = _Frames(log, resolution)
@@ -62,6 +68,11 @@ def evaluate_jumps(
         T_ego = np.stack([jump_pose(d) for d in jumps])
         refs = [consistency_reference(src, ref_boxes, cam, T @ cam.T_ego_camera) for T in T_ego]
         vehicles = [box_masks(ref_boxes, cam, T @ cam.T_ego_camera) for T in T_ego]
+        # a jump can put the camera inside a neighbouring vehicle: flagged, still scored
+        inside = [
+            bool(len(static_points((T @ cam.T_ego_camera)[None, :3, 3], ref_boxes, 0.0)) == 0)
+            for T in T_ego
+        ]
         synth: list[np.ndarray] = []
         for name, sc in scenes.items():
             motions = resolve_motions(ActorsModel(), sc, log, f"frame {t}")
@@ -83,6 +94,7 @@ def evaluate_jumps(
                         "consistency": consistency_absrel(fr.depth, refs[i]),
                         "coverage": fr.coverage,
                         "empty": float(np.mean(fr.alpha < 0.5)),
+                        "camera_in_vehicle": inside[i],
                         "regions": region_scores(regions, None, fr.depth, None, None, refs[i]),
                     }
                 )

@@ -29,10 +29,11 @@ METRIC_STYLE: dict[str, tuple[str, str, bool]] = {
     "coverage": ("coverage", "{:.2f}", True),
     "consistency": ("consistency AbsRel", "{:.3f}", False),
     "empty": ("empty", "{:.3f}", False),
+    "camera_in_vehicle": ("camera in a vehicle", "{:.2f}", False),
     "share": ("share", "{:.2f}", True),
 }
 #: metrics that may appear in summaries, in table order
-ALL_METRICS: tuple[str, ...] = (*METRICS, "empty")
+ALL_METRICS: tuple[str, ...] = (*METRICS, "empty", "camera_in_vehicle")
 #: metrics of the per-region tables
 REGION_TABLE_METRICS: tuple[str, ...] = ("psnr", "ssim", "absrel", "consistency")
 
