@@ -92,3 +92,33 @@ def test_scene_rendered_from_its_lidar_is_consistent():
         e = consistency_absrel(fr.depth, ref)
         assert e < 0.05
         assert abs(consistency_absrel(fr.depth * 1.3, ref) - 0.3) < e + 0.02
+
+
+def test_vehicles_still_hide_what_is_behind_them():
+    """Points of a road user are no reference, but they still occlude the static world."""
+    cam = _camera()
+    pts = _points()
+    car = Box3D("c", "vehicle", np.array([10.0, 0.0, 1.0]), np.array([1.0, 4.0, 2.0]), 0.0)
+    yy, zz = np.meshgrid(np.linspace(-1.9, 1.9, 60), np.linspace(0.1, 1.9, 40))
+    face = np.c_[np.full(yy.size, 9.5), yy.ravel(), zz.ravel()]
+    keep = np.r_[np.ones(len(pts), bool), np.zeros(len(face), bool)]
+    ref = reprojected_depth(np.vstack([pts, face]), cam, cam.T_ego_camera, keep=keep)
+    u = int(W / 2)
+    v = int(H / 2 + 80 * (1.6 - 1.0) / 9.5)  # behind the middle of the car's face
+    assert ref[v - 2 : v + 3, u - 5 : u + 5].max() == 0  # wall behind the car: hidden
+    assert (ref[:, :5] > 0).any()  # the wall beside it: visible
+    from p4dsim.eval.consistency import consistency_reference
+    from p4dsim.types import Frame, SourceInfo
+
+    f = Frame(
+        np.zeros((H, W, 3), np.uint8),
+        cam,
+        np.vstack([pts, face]).astype(np.float32),
+        [car],
+        np.eye(4),
+        np.zeros(3),
+        0,
+        SourceInfo("x", "x", 0),
+    )
+    ref2 = consistency_reference(f, [car], cam, cam.T_ego_camera)
+    assert ref2[v - 2 : v + 3, u - 5 : u + 5].max() == 0 and (ref2[:, :5] > 0).any()

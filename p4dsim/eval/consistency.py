@@ -33,8 +33,9 @@ OCCLUSION_RATIO = 1.1
 OCCLUSION_PX_AT_1242 = 7
 
 
-def static_points(points: np.ndarray, boxes: Sequence[Box3D], margin: float = BOX_MARGIN_M):
-    """The points [N, 3] (ego frame) outside every box (ego frame) grown by ``margin``."""
+def static_mask(points: np.ndarray, boxes: Sequence[Box3D], margin: float = BOX_MARGIN_M):
+    """[N] bool: which points [N, 3] (ego frame) lie outside every box (ego frame) grown by
+    ``margin``."""
     pts = np.asarray(points, dtype=np.float64)
     keep = np.ones(len(pts), dtype=bool)
     for b in boxes:
@@ -46,7 +47,12 @@ def static_points(points: np.ndarray, boxes: Sequence[Box3D], margin: float = BO
         inside = (np.abs(x) <= s[0] / 2 + margin) & (np.abs(y) <= s[1] / 2 + margin)
         inside &= np.abs(d[:, 2]) <= s[2] / 2 + margin
         keep &= ~inside
-    return pts[keep]
+    return keep
+
+
+def static_points(points: np.ndarray, boxes: Sequence[Box3D], margin: float = BOX_MARGIN_M):
+    """The points [N, 3] (ego frame) outside every box (ego frame) grown by ``margin``."""
+    return np.asarray(points, dtype=np.float64)[static_mask(points, boxes, margin)]
 
 
 def reprojected_depth(
@@ -55,14 +61,18 @@ def reprojected_depth(
     T_ego_camera: np.ndarray,
     occlusion_px: int | None = None,
     ratio: float = OCCLUSION_RATIO,
+    keep: np.ndarray | None = None,
 ) -> np.ndarray:
     """Sparse reference depth [H, W] (camera z, m; 0 = none) of points [N, 3] (source ego
     frame) seen from a camera with pose ``T_ego_camera`` (source ego frame): z-buffered, and
     points more than ``ratio`` times farther than the nearest point within ``occlusion_px``
-    pixels removed (occluded by a surface the sparse sweep only samples)."""
+    pixels removed (occluded by a surface the sparse sweep only samples). ``keep`` [N] bool:
+    the points that may be reference points (e.g. static ones); the others only occlude."""
     pc = transform_points(inv_pose(T_ego_camera), points_ego)
     colours = np.zeros((len(pc), 3), dtype=np.uint8)
-    _, depth, hit = splat_points(pc, colours, camera)
+    if keep is not None:
+        colours[np.asarray(keep, bool)] = 255
+    rgb, depth, hit = splat_points(pc, colours, camera)
     if occlusion_px is None:
         occlusion_px = max(3, int(round(OCCLUSION_PX_AT_1242 * camera.width / 1242)) | 1)
     big = np.float32(1e9)
@@ -70,6 +80,8 @@ def reprojected_depth(
     k = np.ones((occlusion_px, occlusion_px), np.uint8)
     near = cv2.erode(z, k, borderType=cv2.BORDER_REPLICATE)
     visible = hit & (depth <= ratio * near)
+    if keep is not None:
+        visible &= rgb[..., 0] > 0
     return np.where(visible, depth, 0.0).astype(np.float32)
 
 
@@ -93,7 +105,9 @@ def consistency_reference(
 ) -> np.ndarray:
     """Reference depth [H, W] for a novel view: the static points of ``source``'s LiDAR
     (outside ``boxes``, ego frame) reprojected into ``camera`` placed at ``T_ego_camera`` (in
-    the source ego frame); all zero without LiDAR."""
+    the source ego frame), where no point of the sweep (static or not) hides them; all zero
+    without LiDAR."""
     if source.lidar is None or len(source.lidar) == 0:
         return np.zeros((camera.height, camera.width), np.float32)
-    return reprojected_depth(static_points(source.lidar, boxes), camera, T_ego_camera)
+    pts = np.asarray(source.lidar, dtype=np.float64)
+    return reprojected_depth(pts, camera, T_ego_camera, keep=static_mask(pts, boxes))
