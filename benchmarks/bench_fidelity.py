@@ -16,7 +16,7 @@ Sections (``--sections``, comma-separated; all by default):
 * ``sheets``: contact sheets (RGB over depth): KITTI 0052 frame 5 and 2 m lateral jumps, and
   the frames of ``scenarios/demo.yaml``.
 
-Run with ``make bench-fidelity`` (full: every dev frame, full resolution; hours on a 2-core
+Run with ``make bench-fidelity`` (full: every dev frame, full resolution; about an hour on a 2-core
 CPU, minutes on a GPU) or ``make bench-fidelity-quick`` / ``--quick`` (a subset of frames at
 640×192). Every table is printed (markdown) and written with eval.json / eval.png per
 section under ``--out`` (default ``out/bench_fidelity``), with ``report.md`` collecting them.
