@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.p4dsim-installed
 ADAPTERS := $(wildcard adapters/*/pyproject.toml)
 
-.PHONY: setup demo test lint format bench-render bench-scene bench-augment clean sysdeps
+.PHONY: setup demo test lint format bench-render bench-scene bench-augment bench-fidelity bench-fidelity-quick clean sysdeps
 
 setup: $(STAMP)
 
@@ -57,6 +57,13 @@ bench-scene: setup
 
 bench-augment: setup
 	$(PY) benchmarks/bench_augment.py
+
+# every dev frame at full resolution (long on a CPU); ARGS="--sections stereo" etc. to narrow
+bench-fidelity: setup
+	$(PY) benchmarks/bench_fidelity.py $(ARGS)
+
+bench-fidelity-quick: setup
+	$(PY) benchmarks/bench_fidelity.py --quick $(ARGS)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -188,6 +188,18 @@ class Log(ABC):
         """Ground truth for poses and times the log did not record, or None (the default)."""
         return None
 
+    def stereo_frame(self, index: int) -> Frame:
+        """The second camera of a rectified stereo pair at frame ``index``'s instant: the same
+        :class:`Frame` (LiDAR, boxes, poses, time) with that camera's image and
+        :class:`Camera` (its ``T_ego_camera`` places it in the ego frame). Logs with a stereo
+        camera override this; the default raises :class:`~p4dsim.errors.ConfigError`."""
+        from p4dsim.errors import ConfigError
+
+        raise ConfigError(
+            f"the {self.dataset} log '{self.log_id}' has no stereo camera (no second image of "
+            "the same instant to compare with)"
+        )
+
     def check_index(self, index: int) -> int:
         from p4dsim.errors import ConfigError
 

@@ -4,8 +4,10 @@ For every selected source frame t and horizon k (frames), the scene built from f
 is rendered at the logged camera pose of frame t + k (other vehicles follow their logged
 tracks where the log has them, their box velocity otherwise) and compared with the real frame
 t + k: PSNR and SSIM of the image, AbsRel and RMSE of depth against the LiDAR of t + k
-projected into the image, and coverage. The ``copy`` and ``lidar_warp`` baselines predict the
-same views (:mod:`p4dsim.eval.baselines`).
+projected into the image, coverage, depth consistency against frame t's static LiDAR
+reprojected into the view (:mod:`p4dsim.eval.consistency`), and all of these per region
+class of the target view (:mod:`p4dsim.eval.regions`). The ``copy`` and ``lidar_warp``
+baselines predict the same views (:mod:`p4dsim.eval.baselines`).
 
 Logs with a ground-truth oracle (:meth:`p4dsim.types.Log.oracle`; toytown offers one: the
 true view from any pose at any time) also evaluate perturbed, never-logged ego paths: the
@@ -25,9 +27,12 @@ import numpy as np
 
 from p4dsim.errors import ConfigError
 from p4dsim.eval.baselines import Prediction, copy_prediction, lidar_warp_prediction, source_depth
-from p4dsim.eval.metrics import depth_errors, psnr, ssim
+from p4dsim.eval.consistency import consistency_reference
+from p4dsim.eval.regions import box_masks, region_map, synthesised_mask
+from p4dsim.eval.scoring import score_all
 from p4dsim.geometry import inv_pose
 from p4dsim.opening import open_scene
+from p4dsim.perception.select import frame_with_actors
 from p4dsim.render import get_renderer
 from p4dsim.render.frames import render_frame
 from p4dsim.scenario.actors import resolve_motions
@@ -39,7 +44,15 @@ from p4dsim.scene.depth import project_lidar
 from p4dsim.types import Frame, Log
 
 METHODS: tuple[str, ...] = ("p4dsim", "copy", "lidar_warp")
-METRICS: tuple[str, ...] = ("psnr", "ssim", "absrel", "rmse", "depth_density", "coverage")
+METRICS: tuple[str, ...] = (
+    "psnr",
+    "ssim",
+    "absrel",
+    "rmse",
+    "depth_density",
+    "coverage",
+    "consistency",
+)
 #: trajectory name of the logged ego path
 LOGGED = "log"
 
@@ -103,19 +116,6 @@ def trajectory_name(p: LateralOffset | SpeedScale) -> str:
     if isinstance(p, LateralOffset):
         return f"lateral_offset={p.offset_m:g}"
     return f"speed_scale={p.scale:g}"
-
-
-def score(pred: Prediction, target: Target) -> dict[str, float | None]:
-    """Metrics of one prediction against one target."""
-    d = depth_errors(pred.depth, target.depth)
-    return {
-        "psnr": psnr(pred.rgb, target.rgb),
-        "ssim": ssim(pred.rgb, target.rgb),
-        "absrel": d.absrel,
-        "rmse": d.rmse,
-        "depth_density": d.density,
-        "coverage": pred.coverage,
-    }
 
 
 class _Frames:
@@ -244,15 +244,20 @@ def evaluate_future(
     timings = {"build_s": 0.0, "render_s": 0.0, "baselines_s": 0.0}
     t_start = time.perf_counter()
     used = [t for t in frames if any(t + k < len(log) for k in horizons)]
+    target_boxes: dict[int, tuple[list, np.ndarray]] = {}
     for n_done, t in enumerate(used):
         cache.forget_before(t)
+        target_boxes = {i: v for i, v in target_boxes.items() if i > t}
         src = cache.get(t)
         t0 = time.perf_counter()
         scenes = {}
+        framed = {}
         for a_src in actor_sources:
-            scenes[method_name(a_src)] = open_scene(
-                log, t, actors=a_src, config=build, where=f"frame {t}", frame=src
-            ).scene
+            opened = open_scene(log, t, actors=a_src, config=build, where=f"frame {t}", frame=src)
+            framed[a_src] = opened.frame
+            scenes[method_name(a_src)] = opened.scene
+        if None not in framed:
+            framed[None] = frame_with_actors(src, log, t, None, where=f"frame {t}")
         scene = next(iter(scenes.values()))
         timings["build_s"] += time.perf_counter() - t0
         targets = _logged_targets(log, cache, t, horizons, scene.T_log_scene)
@@ -274,16 +279,30 @@ def evaluate_future(
         for i, tg in enumerate(targets):
             t0 = time.perf_counter()
             preds = {}
+            synth = None
             for name, sc in scenes.items():
                 fr = render_frame(sc, timelines[name], i, renderer)
                 preds[name] = Prediction(fr.rgb, fr.depth, fr.coverage)
+                if synth is None and fr.confidence is not None:
+                    synth = synthesised_mask(fr.confidence, fr.alpha)
             timings["render_s"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             T_cam = tg.T_scene_ego @ scene.camera.T_ego_camera
             warp = lidar_warp_prediction(src, T_cam, scene.camera, fallback=copy)
             timings["baselines_s"] += time.perf_counter() - t0
             preds.update({"copy": copy, "lidar_warp": warp})
-            for method, pred in preds.items():
+            # error anatomy: road users of the target frame (labels, else found in its LiDAR)
+            j = t + tg.horizon
+            if j not in target_boxes:
+                f = cache.get(j)
+                boxes = frame_with_actors(f, log, j, None, f"frame {j}").boxes
+                target_boxes[j] = (boxes, f.T_world_ego)
+            boxes_j, T_log_j = target_boxes[j]
+            T_j_cam = inv_pose(inv_pose(scene.T_log_scene) @ T_log_j) @ T_cam
+            vehicles = box_masks(boxes_j, scene.camera, T_j_cam)
+            regions = region_map(tg.depth, tg.rgb, vehicles, synth)
+            ref = consistency_reference(src, framed[None].boxes, scene.camera, T_cam)
+            for method, scores in score_all(preds, tg.rgb, tg.depth, ref, regions).items():
                 samples.append(
                     {
                         "trajectory": tg.trajectory,
@@ -291,7 +310,7 @@ def evaluate_future(
                         "t": int(t),
                         "horizon": tg.horizon,
                         "dt_s": tg.dt,
-                        **score(pred, tg),
+                        **scores,
                     }
                 )
         if on_step:

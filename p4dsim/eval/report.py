@@ -1,5 +1,6 @@
-"""Reporting a :class:`~p4dsim.eval.future.FutureEval`: summary rows, a markdown table,
-``eval.json`` and a PNG plot of every metric against the horizon."""
+"""Reporting a :class:`~p4dsim.eval.future.FutureEval` (future, stereo and lateral-jump
+protocols): summary rows, markdown tables (whole image and per region class), ``eval.json``
+and a PNG plot of every metric against the horizon plus the error anatomy per region."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from p4dsim.eval.future import METHODS, METRICS, FutureEval
+from p4dsim.eval.regions import REGIONS
 
 
 def _methods(result: FutureEval) -> list[str]:
@@ -25,7 +27,15 @@ METRIC_STYLE: dict[str, tuple[str, str, bool]] = {
     "rmse": ("RMSE m", "{:.2f}", False),
     "depth_density": ("depth density", "{:.2f}", True),
     "coverage": ("coverage", "{:.2f}", True),
+    "consistency": ("consistency AbsRel", "{:.3f}", False),
+    "empty": ("empty", "{:.3f}", False),
+    "camera_in_vehicle": ("camera in a vehicle", "{:.2f}", False),
+    "share": ("share", "{:.2f}", True),
 }
+#: metrics that may appear in summaries, in table order
+ALL_METRICS: tuple[str, ...] = (*METRICS, "empty", "camera_in_vehicle")
+#: metrics of the per-region tables
+REGION_TABLE_METRICS: tuple[str, ...] = ("psnr", "ssim", "absrel", "consistency")
 
 
 def _mean(values: list[Any]) -> float | None:
@@ -47,10 +57,55 @@ def summarize(result: FutureEval) -> list[dict[str, Any]]:
         key=lambda kv: (trajs.get(kv[0][0], 99), kv[0][2], order.get(kv[0][1], 99)),
     ):
         row: dict[str, Any] = {"trajectory": traj, "method": method, "horizon": k, "n": len(ss)}
-        for m in METRICS:
+        for m in ALL_METRICS:
             row[m] = _mean([s.get(m) for s in ss])
+        if any("regions" in s for s in ss):
+            row["regions"] = {
+                region: {
+                    m: _mean([(s.get("regions") or {}).get(region, {}).get(m) for s in ss])
+                    for m in ("share", *REGION_TABLE_METRICS)
+                }
+                for region in REGIONS
+            }
         rows.append(row)
     return rows
+
+
+def _present(rows: list[dict[str, Any]], metrics: tuple[str, ...]) -> list[str]:
+    return [m for m in metrics if any(r.get(m) is not None for r in rows)]
+
+
+def region_table(rows: list[dict[str, Any]], metric: str) -> str | None:
+    """Markdown table of one metric per region class (columns) for every (trajectory, horizon,
+    method) of the summary; the header gives each region's mean share of the image. None when
+    no row has the metric in any region."""
+    rows = [r for r in rows if "regions" in r]
+    if not any(r["regions"][g][metric] is not None for r in rows for g in REGIONS):
+        return None
+    shares = {g: _mean([r["regions"][g]["share"] for r in rows]) for g in REGIONS}
+    label, fmt, hi = METRIC_STYLE[metric]
+    head = ["trajectory", "horizon", "method"] + [
+        f"{g} ({100 * (shares[g] or 0):.0f} %)" for g in REGIONS
+    ]
+    lines = [
+        f"{label} per region ({'higher' if hi else 'lower'} is better; % = share of the image)",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for r in rows:
+        cells = [r["trajectory"], str(r["horizon"]), r["method"]]
+        for g in REGIONS:
+            v = r["regions"][g][metric]
+            cells.append("–" if v is None else fmt.format(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def region_tables(rows: list[dict[str, Any]]) -> str:
+    """Every per-region table with data (PSNR, SSIM, AbsRel, consistency), blank-line separated."""
+    tables = [region_table(rows, m) for m in REGION_TABLE_METRICS]
+    return "\n\n".join(t for t in tables if t)
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
@@ -58,19 +113,20 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     PSNR, SSIM, AbsRel and RMSE in bold."""
     best: dict[tuple[str, int, str], float] = {}
     for r in rows:
-        for m in ("psnr", "ssim", "absrel", "rmse"):
-            v = r[m]
+        for m in ("psnr", "ssim", "absrel", "rmse", "consistency"):
+            v = r.get(m)
             if v is None:
                 continue
             key = (r["trajectory"], r["horizon"], m)
             hi = METRIC_STYLE[m][2]
             if key not in best or (v > best[key] if hi else v < best[key]):
                 best[key] = v
-    head = ["trajectory", "horizon", "method", "n"] + [METRIC_STYLE[m][0] for m in METRICS]
+    metrics = _present(rows, ALL_METRICS)
+    head = ["trajectory", "horizon", "method", "n"] + [METRIC_STYLE[m][0] for m in metrics]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["trajectory"], str(r["horizon"]), r["method"], str(r["n"])]
-        for m in METRICS:
+        for m in metrics:
             v = r[m]
             if v is None:
                 cells.append("–")
@@ -113,18 +169,32 @@ def write_json(result: FutureEval, path: Path, rows: list[dict[str, Any]] | None
     return path
 
 
-def plot(rows: list[dict[str, Any]], path: Path, title: str = "") -> Path:
-    """PNG with one panel per metric (PSNR, SSIM, AbsRel, RMSE), metric against horizon, one
-    line per method (solid: logged path; dashed/dotted: perturbed paths)."""
+def plot(
+    rows: list[dict[str, Any]], path: Path, title: str = "", xlabel: str = "horizon (frames)"
+) -> Path:
+    """PNG with one panel per metric (PSNR, SSIM, AbsRel, RMSE, consistency; those with data),
+    metric against horizon, one line per method (solid: logged path; dashed/dotted: perturbed
+    paths); below, the error anatomy: each metric per region class, one bar per method
+    (mean over horizons and trajectories)."""
     from matplotlib.figure import Figure
 
-    metrics = ("psnr", "ssim", "absrel", "rmse")
+    metrics = _present(rows, ("psnr", "ssim", "absrel", "rmse", "consistency")) or ["psnr"]
+    reg_metrics = [
+        m
+        for m in REGION_TABLE_METRICS
+        if any(r["regions"][g][m] is not None for r in rows if "regions" in r for g in REGIONS)
+    ]
     trajs = list(dict.fromkeys(r["trajectory"] for r in rows))
     styles = ["-", "--", ":", "-."]
     methods = list(dict.fromkeys(r["method"] for r in rows))
     colours = {m: f"C{i}" for i, m in enumerate(methods)}
-    fig = Figure(figsize=(4.0 * len(metrics), 3.4))
-    axes = fig.subplots(1, len(metrics))
+    ncol = max(len(metrics), len(reg_metrics))
+    nrow = 2 if reg_metrics else 1
+    fig = Figure(figsize=(4.0 * ncol, 3.4 * nrow))
+    grid = np.atleast_2d(fig.subplots(nrow, ncol, squeeze=False))
+    for ax in grid[0, len(metrics) :]:
+        ax.set_visible(False)
+    axes = grid[0, : len(metrics)]
     for ax, m in zip(axes, metrics, strict=True):
         for ti, traj in enumerate(trajs):
             for method in methods:
@@ -140,10 +210,39 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str = "") -> Path:
                 ax.plot(
                     x, y, styles[ti % len(styles)], marker="o", color=colours[method], label=label
                 )
-        ax.set_xlabel("horizon (frames)")
+        ax.set_xlabel(xlabel)
         ax.set_title(METRIC_STYLE[m][0] + (" ↑" if METRIC_STYLE[m][2] else " ↓"))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
+    if reg_metrics:
+        for ax in grid[1, len(reg_metrics) :]:
+            ax.set_visible(False)
+        width = 0.8 / max(len(methods), 1)
+        x = np.arange(len(REGIONS))
+        for ax, m in zip(grid[1, : len(reg_metrics)], reg_metrics, strict=True):
+            for mi, method in enumerate(methods):
+                vals = [
+                    _mean(
+                        [
+                            r["regions"][g][m]
+                            for r in rows
+                            if r["method"] == method and "regions" in r
+                        ]
+                    )
+                    for g in REGIONS
+                ]
+                ax.bar(
+                    x + (mi - (len(methods) - 1) / 2) * width,
+                    [np.nan if v is None else v for v in vals],
+                    width,
+                    color=colours[method],
+                    label=method,
+                )
+            ax.set_xticks(x, list(REGIONS), fontsize=8, rotation=20)
+            ax.set_title(
+                METRIC_STYLE[m][0] + " per region" + (" ↑" if METRIC_STYLE[m][2] else " ↓")
+            )
+            ax.grid(alpha=0.3, axis="y")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

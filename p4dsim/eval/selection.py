@@ -3,6 +3,8 @@ use the parser of every command, :func:`p4dsim.selection.parse_selection`."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from p4dsim.errors import ConfigError
 from p4dsim.scenario.model import LateralOffset, SpeedScale
 
@@ -56,3 +58,23 @@ def parse_perturbation(text: str, where: str = "--perturb") -> LateralOffset | S
             raise ConfigError(f"{where}: speed_scale must be positive, got {x}")
         return SpeedScale(type="speed_scale", scale=x, ramp_s=0.0)
     raise ConfigError(f"{where}: unknown perturbation '{key}' (use lateral_offset or speed_scale)")
+
+
+def parse_jumps(text: str, where: str = "--jumps") -> list[float]:
+    """Lateral camera jumps in metres, e.g. ``1,2,3,-1`` (order kept, duplicates dropped);
+    zero is allowed (the source view itself)."""
+    vals: list[float] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            x = float(part)
+        except ValueError:
+            raise ConfigError(f"{where}: '{part}' is not a number of metres") from None
+        if not np.isfinite(x) or abs(x) > 50:
+            raise ConfigError(f"{where}: jump {part} m is out of range (at most 50 m either way)")
+        if x not in vals:
+            vals.append(x)
+    if not vals:
+        raise ConfigError(f"{where}: no jump given; write e.g. 1,2,3")
+    return vals

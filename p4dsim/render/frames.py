@@ -75,6 +75,9 @@ class RenderedFrame:
     actor_boxes: np.ndarray | None = None
     #: mean of alpha over the image (when ``alpha`` is None)
     alpha_mean: float | None = None
+    #: rendered confidence float32 [H, W] (alpha-weighted: 1 observed, 0 synthesised or
+    #: empty), whose mean is ``coverage``; None where the renderer keeps it on the device
+    confidence: np.ndarray | None = None
 
 
 def render_frame(scene: Scene4D, timeline: Timeline, k: int, renderer: Renderer) -> RenderedFrame:
@@ -96,9 +99,16 @@ def render_frame(scene: Scene4D, timeline: Timeline, k: int, renderer: Renderer)
     ex = out.extra[0]
     depth = depth_rule(out.depth[0], alpha, ex[..., CH_SKY])
     rgb = np.clip(np.round(out.rgb[0] * 255.0), 0, 255).astype(np.uint8)
-    coverage = float(np.mean(ex[..., CH_CONFIDENCE]))
+    confidence = ex[..., CH_CONFIDENCE]
     return RenderedFrame(
-        k, float(timeline.times[k]), rgb, depth, alpha, coverage, ex[..., CH_ACTORS:]
+        k,
+        float(timeline.times[k]),
+        rgb,
+        depth,
+        alpha,
+        float(np.mean(confidence)),
+        ex[..., CH_ACTORS:],
+        confidence=confidence,
     )
 
 

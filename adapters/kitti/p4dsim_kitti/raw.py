@@ -14,6 +14,7 @@ camera/velodyne timestamps, other cameras) are read here, tolerating their absen
 
 from __future__ import annotations
 
+import dataclasses
 from functools import cached_property
 from pathlib import Path
 
@@ -90,6 +91,8 @@ class KittiRawLog(Log):
         except (KeyError, ValueError) as exc:
             raise SourceError(f"kitti-raw: bad calibration under {day}: {exc!r}") from None
         c = ds.calib
+        #: [3, 4] rectified projection of the right colour camera (image_03), KITTI pixels
+        self.P3 = np.asarray(c.P_rect_30, dtype=np.float64)
         self.calib = KittiCalib(
             P2=np.asarray(c.P_rect_20, dtype=np.float64),
             R0_rect=np.asarray(c.R_rect_00, dtype=np.float64)[:3, :3],
@@ -190,6 +193,37 @@ class KittiRawLog(Log):
             timestamp_us=int(self.timestamps_us[i]),
             source=SourceInfo(self.dataset, self.log_id, i),
             extras={"kitti_types": dict(self._motion[2])},
+        )
+
+    @cached_property
+    def right_images(self) -> list[Path] | None:
+        """``image_03`` file of every frame (same names as ``image_02``), None without the
+        folder."""
+        folder = self.drive_dir / "image_03" / "data"
+        if not folder.is_dir():
+            return None
+        return [folder / p.name for p in self.images]
+
+    def stereo_frame(self, index: int) -> Frame:
+        """Frame ``index`` seen by the right colour camera (``image_03``): rectified like
+        ``image_02`` (same intrinsics, same rows), shifted by the baseline in ``P_rect_03``."""
+        i = self.check_index(index)
+        files = self.right_images
+        if files is None:
+            raise SourceError(
+                f"kitti-raw: drive {self.log_id} has no right camera images "
+                f"({self.drive_dir / 'image_03' / 'data'} does not exist); use a drive "
+                "downloaded with image_03"
+            )
+        if not files[i].is_file():
+            raise SourceError(
+                f"kitti-raw: frame {i} has no right camera image ({files[i]} does not exist)"
+            )
+        left = self.frame(i)
+        image = load_rgb(files[i])
+        calib = dataclasses.replace(self.calib, P2=self.P3)  # camera() reads the P it holds
+        return dataclasses.replace(
+            left, image=image, camera=calib.camera(image.shape[1], image.shape[0])
         )
 
 
