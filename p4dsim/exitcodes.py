@@ -18,8 +18,8 @@ SIGINT_EXIT = 128 + signal.SIGINT  # 130
 SIGTERM_EXIT = 128 + signal.SIGTERM  # 143
 
 
-_SIGINT_MSG = "interrupted (SIGINT): stopped; staged files removed, nothing partial published"
-_SIGTERM_MSG = "terminated (SIGTERM): stopped; staged files removed, nothing partial published"
+SIGINT_MESSAGE = "interrupted (SIGINT): stopped; staged files removed, nothing partial published"
+SIGTERM_MESSAGE = "terminated (SIGTERM): stopped; staged files removed, nothing partial published"
 
 
 class Terminated(BaseException):
@@ -77,17 +77,17 @@ def run_cli(app: Callable[..., Any], print_error: Callable[[str], None], user_er
     try:
         rv = app(standalone_mode=False)
         if _interrupted:
-            print_error(_SIGINT_MSG)
+            print_error(SIGINT_MESSAGE)
             return SIGINT_EXIT
         return rv if isinstance(rv, int) else OK
     except user_errors as exc:
         print_error(f"error: {exc}")
         return USER_ERROR
     except KeyboardInterrupt:
-        print_error(_SIGINT_MSG)
+        print_error(SIGINT_MESSAGE)
         return SIGINT_EXIT
     except Terminated:
-        print_error(_SIGTERM_MSG)
+        print_error(SIGTERM_MESSAGE)
         return SIGTERM_EXIT
     except SystemExit as exc:
         code = exc.code
@@ -103,7 +103,7 @@ def run_cli(app: Callable[..., Any], print_error: Callable[[str], None], user_er
             print_error(f"usage error: {msg}{hint}")
             return USER_ERROR
         if aborts and isinstance(exc, aborts):
-            print_error(_SIGINT_MSG)
+            print_error(SIGINT_MESSAGE)
             return SIGINT_EXIT
         if exits and isinstance(exc, exits):
             return int(getattr(exc, "exit_code", 0) or 0)

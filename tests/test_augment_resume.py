@@ -146,7 +146,7 @@ def test_cli_reports_failed_shards_with_nonzero_exit(tmp_path: Path):
     _block(cfg, 0)
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run(
-        [sys.executable, "-m", "p4dsim.cli", "augment", "--source", TINY_SOURCE]
+        [sys.executable, "-m", "p4dsim", "augment", "--source", TINY_SOURCE]
         + ["--scenarios", cfg.scenarios[0], "--frames", "0:2", "--out", str(cfg.out)]
         + ["--workers", "1", "--quiet"],
         capture_output=True,
@@ -177,7 +177,7 @@ def test_sigkill_five_times_then_resume(tmp_path: Path):
     folder = write_scenarios(tmp_path / "sc", one=SCENARIO_ONE)
     out = tmp_path / "out"
     source = "toytown:?width=96&height=32&frames=40"
-    cmd = [sys.executable, "-m", "p4dsim.cli", "augment", "--source", source]
+    cmd = [sys.executable, "-m", "p4dsim", "augment", "--source", source]
     cmd += ["--scenarios", str(folder / "one.yaml"), "--frames", f"0:{n}", "--out", str(out)]
     cmd += ["--workers", "2", "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}

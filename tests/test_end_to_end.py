@@ -124,7 +124,7 @@ def test_replay_cli_writes_readable_dataset(tmp_path):
     )
     out = tmp_path / "ds"
     r = subprocess.run(
-        [sys.executable, "-m", "p4dsim.cli", "replay", str(scenario), "--out", str(out), "-q"],
+        [sys.executable, "-m", "p4dsim", "replay", str(scenario), "--out", str(out), "-q"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -146,7 +146,7 @@ def test_replay_cli_writes_readable_dataset(tmp_path):
 
 def test_demo_scenario_validates():
     r = subprocess.run(
-        [sys.executable, "-m", "p4dsim.cli", "validate", str(REPO / "scenarios" / "demo.yaml")],
+        [sys.executable, "-m", "p4dsim", "validate", str(REPO / "scenarios" / "demo.yaml")],
         capture_output=True,
         text=True,
         timeout=120,

@@ -29,7 +29,7 @@ def dataset(tmp_path_factory):
 def test_export_kitti_cli(dataset, tmp_path):
     out = tmp_path / "kitti"
     r = subprocess.run(
-        [sys.executable, "-m", "p4dsim.cli", "export", str(dataset), str(out), "--format", "kitti"],
+        [sys.executable, "-m", "p4dsim", "export", str(dataset), str(out), "--format", "kitti"],
         capture_output=True,
         text=True,
         timeout=120,

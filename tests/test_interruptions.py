@@ -60,11 +60,32 @@ def _visible_equals_manifest(root: Path) -> None:
             assert n == rows
 
 
+def _wait_for_handlers(proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Wait until the process catches SIGTERM (its handlers are installed): "random points"
+    of a run start there, not while the interpreter itself is still starting, where no
+    program can answer a signal."""
+    status = Path(f"/proc/{proc.pid}/status")
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout and proc.poll() is None:
+        try:
+            caught = next(
+                int(line.split()[1], 16)
+                for line in status.read_text().splitlines()
+                if line.startswith("SigCgt:")
+            )
+        except (OSError, StopIteration):
+            return  # no /proc: nothing to wait for
+        if caught & (1 << (signal.SIGTERM - 1)):
+            return
+        time.sleep(0.01)
+
+
 def _interrupt(cmd: list[str], out: Path, sig: int, at: float) -> tuple[int, str]:
     proc = subprocess.Popen(
         cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
     )  # fmt: skip
+    _wait_for_handlers(proc)
     t0 = time.monotonic()
     while time.monotonic() - t0 < at and proc.poll() is None:
         if out.exists():
@@ -103,7 +124,7 @@ def test_replay_interrupted_at_random_points(tmp_path, sig):
     sc = tmp_path / "s.yaml"
     sc.write_text(SCENARIO)
     out = tmp_path / "ds"
-    cmd = [sys.executable, "-m", "p4dsim.cli", "replay", str(sc), "--out", str(out), "-q"]
+    cmd = [sys.executable, "-m", "p4dsim", "replay", str(sc), "--out", str(out), "-q"]
     rng = random.Random(int(sig))
     for _ in range(RUNS):
         code, err = _interrupt(cmd, out, sig, rng.uniform(0.3, 4.0))
@@ -121,7 +142,7 @@ def test_augment_interrupted_at_random_points(tmp_path, sig):
     sc = tmp_path / "s.yaml"
     sc.write_text(SCENARIO.replace("duration_s: 1.5", "duration_s: 0.2"))
     out = tmp_path / "ds"
-    cmd = [sys.executable, "-m", "p4dsim.cli", "augment", "--source", SOURCE, "--scenarios"]
+    cmd = [sys.executable, "-m", "p4dsim", "augment", "--source", SOURCE, "--scenarios"]
     cmd += [str(sc), "--frames", "0:12", "--out", str(out), "--workers", "1", "-q"]
     rng = random.Random(10 + int(sig))
     for _ in range(RUNS):

@@ -123,7 +123,7 @@ def test_brief_example_refused_by_validate_and_replay(tmp_path):
     out = tmp_path / "ds"
     for cmd in (["validate", str(sc)], ["replay", str(sc), "--out", str(out), "-q"]):
         r = subprocess.run(
-            [sys.executable, "-m", "p4dsim.cli", *cmd],
+            [sys.executable, "-m", "p4dsim", *cmd],
             capture_output=True,
             text=True,
             timeout=120,
@@ -153,7 +153,7 @@ def test_variants_are_checked_per_run(tmp_path):
         "variants: {grid: {ego.perturbations.0.offset_m: [0.3, 0.6, 2.0]}}\n"
     )
     r = subprocess.run(
-        [sys.executable, "-m", "p4dsim.cli", "validate", str(sc)],
+        [sys.executable, "-m", "p4dsim", "validate", str(sc)],
         capture_output=True,
         text=True,
         timeout=120,

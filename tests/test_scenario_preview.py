@@ -28,7 +28,7 @@ def test_replay_preview_writes_a_video(tmp_path):
     )
     out = tmp_path / "ds"
     r = subprocess.run(
-        [sys.executable, "-m", "p4dsim.cli", "replay", str(scenario), "-o", str(out), "-q"]
+        [sys.executable, "-m", "p4dsim", "replay", str(scenario), "-o", str(out), "-q"]
         + ["--preview"],
         capture_output=True,
         text=True,

@@ -65,7 +65,7 @@ def test_cli_exits_nonzero_and_writes_nothing(tmp_path, extra, needle):
     p = write(tmp_path, text)
     out = tmp_path / "out"
     r = subprocess.run(
-        [sys.executable, "-m", "p4dsim.cli", "replay", str(p), "--out", str(out)],
+        [sys.executable, "-m", "p4dsim", "replay", str(p), "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=120,

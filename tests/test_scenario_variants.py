@@ -57,7 +57,7 @@ def test_grid_and_random_expand(tmp_path):
 def test_validate_prints_expanded_list(tmp_path):
     p = write(tmp_path, BASE + "variants: {grid: {ego.perturbations.0.offset_m: [-1, 0, 2]}}\n")
     r = subprocess.run(
-        [sys.executable, "-m", "p4dsim.cli", "validate", str(p)],
+        [sys.executable, "-m", "p4dsim", "validate", str(p)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -114,7 +114,7 @@ def test_bad_input_cli_names_file_and_field_and_writes_nothing(tmp_path, extra, 
     p = write(tmp_path, text)
     out = tmp_path / "out"
     for cmd in ("validate", "replay"):
-        args = [sys.executable, "-m", "p4dsim.cli", cmd, str(p)]
+        args = [sys.executable, "-m", "p4dsim", cmd, str(p)]
         if cmd == "replay":
             args += ["--out", str(out), "-q"]
         r = subprocess.run(args, capture_output=True, text=True, timeout=300, env=ENV)

@@ -183,10 +183,12 @@ class AugmentManifest:
         if not self._dirty:
             return
         manifest = self.to_dict()
+        data = json.dumps(manifest, indent=1).encode()
+        write_card(self.out_dir, manifest)
+        # The window in which published files are not yet listed: the renames and one write.
         publish_staged(self.out_dir, self._unpublished)
         self._unpublished = []
-        write_card(self.out_dir, manifest)
-        atomic_write_bytes(self.out_dir / "manifest.json", json.dumps(manifest, indent=1).encode())
+        atomic_write_bytes(self.out_dir / "manifest.json", data)
         self._dirty = False
         self._last_write = time.monotonic()
 
