@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from p4dsim.perception.track import TrackConfig, supported_velocity
 from p4dsim.scene.builder import BuildConfig, _dense_depth
@@ -83,3 +84,24 @@ def test_velocity_only_when_sweeps_support_it():
     # within the noise over the window: stays
     slow = [(dt, np.array([0.3 * dt, 0.0, 0.0])) for dt in dts]
     assert supported_velocity(slow, 0.0, 15.0, cfg) is None
+
+
+def test_real_vehicle_carries_none_of_the_structure_above_it(real_data):
+    """KITTI raw 0052 frame 5: the red box truck ahead-left has a no-parking sign and trees
+    just above its roof (the sign at x 342..362, y 123..143 and trees at x 400..450,
+    y 118..136, checked by eye on the image); its LiDAR-detected box reaches above the roof.
+    The segmented truck covers its rear and none of those pixels."""
+    from p4dsim.perception.select import frame_with_actors
+
+    if not (real_data / "kitti_raw" / "2011_09_26").is_dir():
+        pytest.skip("KITTI raw drive 0052 not in the real sample data")
+    src = f"kitti-raw:{real_data}/kitti_raw?date=2011_09_26&drive=0052"
+    log = SourceSpec.parse(src).open()
+    fr = frame_with_actors(log.frame(5), log, 5, "auto")
+    _, sky, _, ground, _ = _dense_depth(fr, BuildConfig())
+    seg = segment_vehicles(fr.image, fr.camera, fr.boxes, fr.lidar, ground, sky)
+    truck = np.bincount(seg.labels[160:230, 340:470].ravel() + 1).argmax() - 1
+    assert truck >= 0
+    assert (seg.labels[160:230, 340:470] == truck).mean() > 0.9  # the truck's rear
+    assert not (seg.labels[123:143, 342:362] >= 0).any()  # the sign
+    assert not (seg.labels[118:136, 400:450] >= 0).any()  # the trees

@@ -63,10 +63,9 @@ class BuildConfig:
     sky_depth: float = 1000.0  #: metres; where sky is placed
     max_depth: float = 150.0  #: metres; completed depth is clipped here
     box_grow_m: float = 0.25  #: actor boxes grow by this much on every side
-    #: vehicles are exactly their segmented pixels (scene/segment.py) instead of every Gaussian
-    #: inside the grown box. Off by default until the layers behind a segmented vehicle leave
-    #: no one-pixel gaps at its staircase boundary (tests/test_scene_layers.py)
-    vehicle_masks: bool = False
+    #: vehicles are exactly their segmented pixels (scene/segment.py); off: every Gaussian
+    #: inside the grown box goes with it
+    vehicle_masks: bool = True
     ground_clearance_m: float = 0.08  #: Gaussians this close to the ground stay static
     #: ... inside the actual (not grown) box, where the wheels meet the road
     core_clearance_m: float = 0.02
@@ -309,6 +308,15 @@ def build_scene(frame: Frame, config: BuildConfig | None = None) -> Scene4D:
     anchor = np.zeros(0, np.int64)
     if cfg.backing:
         gb, anchor = _backing(img, dense, sky, cam, cfg)
+        if seg is not None and len(gb):
+            # none across a vehicle's boundary: such a disc would stay behind (or go with the
+            # vehicle) carrying the other side's colour
+            k = np.ones((4 * s + 1, 4 * s + 1), np.uint8)
+            lab = seg.labels.astype(np.float32)
+            mixed = cv2.dilate(lab, k) != cv2.erode(lab, k)
+            a_v, a_u = iv.reshape(-1)[anchor], iu.reshape(-1)[anchor]
+            one = ~mixed[a_v, a_u]
+            gb, anchor = gb.subset(one), anchor[one]
         g = GaussianSet.concat([g, gb])
         is_sky = np.concatenate([is_sky, np.zeros(len(gb), bool)])
 

@@ -40,6 +40,11 @@ class SegmentConfig:
 
     grow_m: float = 0.25  #: the hull is the projection of the box grown by this much
     inside_margin_m: float = 0.1  #: LiDAR returns this far outside the box still count as in
+    cover_cols: int = 20  #: see segment_vehicles: the LiDAR's upper limit per image column
+    #: a return with returns on the box at least occluder_m farther on both sides of it
+    #: within occluder_px pixels along its scan line is an occluder in front of the vehicle
+    occluder_px: int = 15
+    occluder_m: float = 1.0
     clearance_m: float = 0.1  #: returns lower than this above the ground are ground
     min_seeds: int = 15  #: fewer foreground returns than this: not enough LiDAR support
     min_area_px: int = 400  #: hulls smaller than this use the conservative rule
@@ -88,9 +93,9 @@ def box_interval(
 
 def _nearest_returns(
     lidar: np.ndarray, camera: Camera, min_depth: float = 0.5
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel index [m] (v * W + u) and ego-frame point [m, 3] of the nearest LiDAR return of
-    every pixel that has one."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel index [m] (v * W + u), ego-frame point [m, 3] and camera z [m] of the nearest
+    LiDAR return of every pixel that has one."""
     H, W = camera.height, camera.width
     pts = transform_points(inv_pose(camera.T_ego_camera), lidar)
     z = pts[:, 2]
@@ -103,7 +108,7 @@ def _nearest_returns(
     idx, sel = idx[order], np.nonzero(keep)[0][order]
     first = np.ones(len(idx), bool)
     first[1:] = idx[1:] != idx[:-1]
-    return idx[first], np.asarray(lidar, dtype=np.float64)[sel[first]]
+    return idx[first], np.asarray(lidar, dtype=np.float64)[sel[first]], z[sel[first]]
 
 
 def _largest_seeded(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
@@ -119,6 +124,16 @@ def _largest_seeded(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         counts[0] = 0
         hit = np.array([int(np.argmax(counts))])
     return np.isin(lab, hit)
+
+
+def _occluders(z: np.ndarray, reach: int, gap_m: float) -> np.ndarray:
+    """bool [h, w]: returns of the sparse depth image ``z`` (0 = none) with returns at least
+    ``gap_m`` farther on both their left and their right within ``reach`` pixels (±1 row)."""
+    zf = z.astype(np.float32)
+    k = np.ones((3, reach + 1), np.uint8)
+    right = cv2.dilate(zf, k, anchor=(0, 1))  # max over the reach to the right
+    left = cv2.dilate(zf, k, anchor=(reach, 1))  # ... and to the left
+    return (z > 0) & (np.minimum(left, right) - z >= gap_m)
 
 
 def _seed_top(fg: np.ndarray) -> np.ndarray:
@@ -144,11 +159,14 @@ def _continues_up(
     mask: np.ndarray,  # bool [h, w]
     top: np.ndarray,  # float [w] first row of the supported part per column
     max_step: float,
+    hull: np.ndarray | None = None,  # bool [h, w] where the object may be
 ) -> np.ndarray:
     """bool [h, w]: in each column, the pixels above ``top`` reached by walking up from it while
     the colour (CIELAB) stays within ``max_step`` of the column's colour at ``top`` and the
     mask holds: the vehicle's surface continuing above its LiDAR returns (a tanker's upper
-    half), but not the sign, bridge or tree that starts at a colour edge above it."""
+    half), but not the sign, bridge or tree that starts at a colour edge above it. With
+    ``hull``, a pixel must also be nearer in colour to the column's top than to the background
+    just above the hull in its column (where the hull does not reach the window's top)."""
     h, w = mask.shape
     lab = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2LAB).astype(np.float32)
     lab = cv2.GaussianBlur(lab, (3, 3), 0)
@@ -159,6 +177,12 @@ def _continues_up(
     for k in range(4):
         ref += lab[np.clip(t + k, 0, h - 1), cols]
     ref /= 4
+    bref = np.full((w, 3), np.nan, np.float32)
+    if hull is not None:
+        has = hull.any(axis=0)
+        htop = np.where(has, np.argmax(hull, axis=0), 0)
+        okc = has & (htop >= 3)
+        bref[okc] = (lab[htop[okc] - 2, cols[okc]] + lab[htop[okc] - 3, cols[okc]]) / 2
     out = np.zeros((h, w), bool)
     alive = mask[t, cols].copy()
     prev = lab[t, cols]
@@ -172,6 +196,8 @@ def _continues_up(
             & (np.linalg.norm(c - ref, axis=1) <= 2 * max_step)
             & (np.linalg.norm(c - prev, axis=1) <= max_step)
         )
+        with np.errstate(invalid="ignore"):
+            ok &= ~(np.linalg.norm(c - bref, axis=1) < np.linalg.norm(c - ref, axis=1))
         alive = np.where(act, alive & ok, alive)
         out[r] = act & alive
         prev = np.where(act[:, None], c, prev)
@@ -241,15 +267,22 @@ def segment_vehicles(
     else:
         zg = np.zeros(H * W)
     if lidar is not None and len(lidar):
-        pix, pts = _nearest_returns(np.asarray(lidar, dtype=np.float64), camera)
+        pix, pts, pz = _nearest_returns(np.asarray(lidar, dtype=np.float64), camera)
         if ground is not None:
             n_g, d_g = ground
             pts_h = pts @ np.asarray(n_g, dtype=np.float64) + float(d_g)
         else:
             pts_h = np.full(len(pts), np.inf)
     else:
-        pix, pts, pts_h = np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros(0)
+        pix, pts, pts_h, pz = np.zeros(0, np.int64), np.zeros((0, 3)), np.zeros(0), np.zeros(0)
     sky_f = np.zeros(H * W, bool) if sky is None else np.asarray(sky, bool).reshape(-1)
+    # the LiDAR's upper limit in the image: per column, the highest row with any return within
+    # ±cover_cols columns (rows above it are outside the LiDAR's view)
+    lidar_top = np.full(W, float(H))
+    if len(pix):
+        np.minimum.at(lidar_top, pix % W, (pix // W).astype(np.float64))
+        k = np.ones((1, 2 * cfg.cover_cols + 1), np.uint8)
+        lidar_top = cv2.erode(lidar_top.astype(np.float32)[None, :], k)[0].astype(np.float64)
     dist = [float(np.hypot(*np.asarray(b.center, dtype=np.float64)[:2])) for b in boxes]
     for bi in np.argsort(dist, kind="stable"):
         box = boxes[bi]
@@ -282,6 +315,16 @@ def segment_vehicles(
             inside = np.all(np.abs(local) <= half + cfg.inside_margin_m, axis=1)
             low = pts_h[on] < cfg.clearance_m
             fg[pix[on][inside & ~low]] = True
+            # a return well in front of the box's returns on both sides of it along the scan
+            # line is an occluder (a pole, a sign's post), not the vehicle
+            zf = np.zeros(H * W, np.float32)
+            zf[pix[on][inside & ~low]] = pz[on][inside & ~low]
+            dip = _occluders(crop(zf), cfg.occluder_px, cfg.occluder_m)
+            dwin = np.zeros((H, W), bool)
+            dwin[win] = dip
+            dip = dwin.reshape(-1)
+            fg &= ~dip
+            bg |= dip
             outside = ~np.all(np.abs(local) <= half + cfg.grow_m, axis=1)
             bg[pix[on][outside | low]] = True
         # geometry: the ray meets the ground before the box; sky; nearer vehicles
@@ -317,10 +360,13 @@ def segment_vehicles(
             )
             if n_fg:
                 m = _largest_seeded(m, fg_w)
-                # above the highest return, only what continues the vehicle's top upward
-                top = _seed_top(fg_w) - gap
+                # above the highest return and the LiDAR's view, only what continues the
+                # vehicle's top upward, within the actual (not grown) box
+                # (from a few rows below the top return: returns at a silhouette's edge fall a
+                # few pixels off it when LiDAR and camera are not perfectly aligned)
+                top = np.minimum(_seed_top(fg_w), lidar_top[c0:c1] - (r0 + 1)) + 2 * gap
                 m &= ~_above(top, m.shape[0]) | _continues_up(
-                    image[win], m, top, cfg.max_color_step
+                    image[win], m & crop(entry_c > 0), top, cfg.max_color_step, crop(hull_f)
                 )
             mask = np.zeros((H, W), bool)
             mask[win] = m
