@@ -520,9 +520,13 @@ def _hidden_layers(frame, cfg, dense, sky, ground, taken, grid_shape):
         col = bcol[iv, iu].astype(np.float32) / 255.0
         g = _gaussians(P[sel], N[sel], col[sel], sigma, cfg.synth_confidence, cam, cfg)
         out.append((g, np.zeros(len(g), bool)))
+    # The image is extended past its borders by reflection: a vehicle at the border would be
+    # reflected into a second, static copy of itself. Its pixels are replaced by what is behind
+    # them (the behind layer's colour and depth) before reflecting.
+    hide = amask & keep
     bl = border_layer(
-        frame.image,
-        dense,
+        np.where(hide[..., None], bcol, frame.image),
+        np.where(hide, bdepth, dense),
         sky,
         cfg.border_frac_x,
         cfg.border_frac_y,
