@@ -8,7 +8,8 @@
 3. Vehicles: each box's pixels are segmented (scene/segment.py: LiDAR seeds inside and
    outside the box, GrabCut on the image); their Gaussians, above the ground, go to that
    actor, in the actor's frame, with constant-velocity motion from the box velocity. Vehicle
-   pixels whose depth misses the box (above the LiDAR) are put on the box's visible face.
+   pixels whose depth misses the box (above the LiDAR) continue the vehicle's surface below
+   them (or lie on the box's visible face).
 
 The scene's world frame is the source frame's ego frame.
 """
@@ -278,7 +279,7 @@ def build_scene(frame: Frame, config: BuildConfig | None = None) -> Scene4D:
     if frame.boxes and cfg.vehicle_masks:
         seg = segment_vehicles(frame.image, cam, frame.boxes, frame.lidar, ground, sky)
         _join_box_pixels(seg, dense, cam, frame.boxes, ground, sky, cfg.core_clearance_m)
-        dense = vehicle_depth(dense, seg)
+        dense = vehicle_depth(dense, seg, depth_conf)
 
     u, v = pixel_grid(W, H, s)
     iu = np.minimum((u - s / 2).astype(int) + s // 2, W - 1)
@@ -309,14 +310,12 @@ def build_scene(frame: Frame, config: BuildConfig | None = None) -> Scene4D:
     if cfg.backing:
         gb, anchor = _backing(img, dense, sky, cam, cfg)
         if seg is not None and len(gb):
-            # none across a vehicle's boundary: such a disc would stay behind (or go with the
-            # vehicle) carrying the other side's colour
+            # a disc across a vehicle's boundary goes with the vehicle: left in the static
+            # scene it would stay behind, with the vehicle's colour, when the vehicle moves
             k = np.ones((4 * s + 1, 4 * s + 1), np.uint8)
-            lab = seg.labels.astype(np.float32)
-            mixed = cv2.dilate(lab, k) != cv2.erode(lab, k)
+            near_vehicle = cv2.dilate(seg.labels.astype(np.float32), k)
             a_v, a_u = iv.reshape(-1)[anchor], iu.reshape(-1)[anchor]
-            one = ~mixed[a_v, a_u]
-            gb, anchor = gb.subset(one), anchor[one]
+            disc_label = near_vehicle[a_v, a_u].astype(np.int32)
         g = GaussianSet.concat([g, gb])
         is_sky = np.concatenate([is_sky, np.zeros(len(gb), bool)])
 
@@ -328,8 +327,9 @@ def build_scene(frame: Frame, config: BuildConfig | None = None) -> Scene4D:
     lab_g = np.full(len(g), -1, np.int32)
     if seg is not None:
         lab_g[:n_grid] = seg.labels[iv, iu].reshape(-1)
-        if len(g) > n_grid:  # backing discs go where the pixel they back went
+        if len(g) > n_grid:  # backing discs go where the pixel they back went ...
             lab_g[n_grid:] = lab_g[:n_grid][anchor]
+            lab_g[n_grid:] = np.maximum(lab_g[n_grid:], disc_label)  # ... or with a vehicle
     for bi, box in enumerate(frame.boxes):
         T_wa = pose_from_xyz_yaw(box.center, box.yaw)
         if seg is not None:
@@ -339,7 +339,10 @@ def build_scene(frame: Frame, config: BuildConfig | None = None) -> Scene4D:
             inside = _box_volume(g, box, cam, cfg, height_above, taken, is_sky, n_grid, anchor)
         taken |= inside
         ga = g.subset(inside).transformed(inv_pose(T_wa))
-        if cfg.hidden_layers and len(ga) and box.label in ("vehicle", "car", "truck", "bus"):
+        # Mirror completion needs the box's far side: LiDAR-detected boxes extend what the
+        # sweep did not see with size priors, so their mirrored side could float beside them.
+        mirror = box.label in ("vehicle", "car", "truck", "bus") and box.source != "auto"
+        if cfg.hidden_layers and len(ga) and mirror:
             core = np.all(np.abs(ga.means) <= np.asarray(box.size) / 2, axis=1)
             mir = mirror_actor(ga.subset(core), cfg.synth_confidence)
             if len(mir):
@@ -385,14 +388,45 @@ def build_scene(frame: Frame, config: BuildConfig | None = None) -> Scene4D:
     )
 
 
-def vehicle_depth(dense: np.ndarray, seg: VehicleMasks, tol: float = 0.1) -> np.ndarray:
+def vehicle_depth(
+    dense: np.ndarray, seg: VehicleMasks, support: np.ndarray | None = None, tol: float = 0.1
+) -> np.ndarray:
     """``dense`` [H, W] with every vehicle pixel whose depth does not place it on its box
     (nearer than ``1 - tol`` times where its ray enters the box, or beyond where it leaves the
-    grown box: structure above the LiDAR, depth completed from the background) moved onto the
-    box's visible face along its ray."""
-    lab = seg.labels >= 0
-    off = lab & ((dense < (1 - tol) * seg.face) | (dense > seg.exit))
-    return np.where(off, seg.face, dense).astype(np.float32)
+    grown box: structure above the LiDAR, depth completed from the background) given the depth
+    of the nearest pixel of the same vehicle below it in its column whose depth is on the box
+    (vertical surfaces keep their camera depth along an image column), else above it, else the
+    depth where its ray enters the box (its visible face). With ``support`` [H, W] (LiDAR
+    confidence of the depth, 1 next to a return), only pixels without LiDAR support move: a
+    measured depth is kept even where the mask may be wrong."""
+    lab = seg.labels
+    off = (lab >= 0) & ((dense < (1 - tol) * seg.face) | (dense > seg.exit))
+    if support is not None:
+        off &= support < 1.0
+    if not off.any():
+        return dense
+    out = dense.copy()
+    H, W = dense.shape
+    for bi in np.unique(lab[off]):
+        m = lab == bi
+        cols = np.nonzero(m.any(axis=0))[0]
+        c0, c1 = cols[0], cols[-1] + 1
+        mw, ow = m[:, c0:c1], off[:, c0:c1]
+        good = np.where(mw & ~ow, dense[:, c0:c1], np.nan)
+        below = np.full(good.shape, np.nan, np.float32)
+        last = np.full(c1 - c0, np.nan, np.float32)
+        for r in range(H - 1, -1, -1):
+            below[r] = last
+            last = np.where(np.isnan(good[r]), last, good[r])
+        above = np.full(good.shape, np.nan, np.float32)
+        last = np.full(c1 - c0, np.nan, np.float32)
+        for r in range(H):
+            above[r] = last
+            last = np.where(np.isnan(good[r]), last, good[r])
+        fill = np.where(np.isnan(below), above, below)
+        fill = np.where(np.isnan(fill), seg.face[:, c0:c1], fill)
+        out[:, c0:c1] = np.where(ow, fill, out[:, c0:c1])
+    return out.astype(np.float32)
 
 
 def _join_box_pixels(seg, dense, cam, boxes, ground, sky, clearance, pad_px: int = 8) -> None:
