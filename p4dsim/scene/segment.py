@@ -286,6 +286,9 @@ def segment_vehicles(
     dist = [float(np.hypot(*np.asarray(b.center, dtype=np.float64)[:2])) for b in boxes]
     for bi in np.argsort(dist, kind="stable"):
         box = boxes[bi]
+        local_o = rot_z(box.yaw).T @ (origin - np.asarray(box.center, dtype=np.float64))
+        if np.all(np.abs(local_o) <= np.asarray(box.size) / 2 + cfg.grow_m):
+            continue  # a box around the camera: no view of it to segment
         entry_g, exit_g = box_interval(rays_e, origin, box, cfg.grow_m)
         hull_f = exit_g > 0
         if not hull_f.any():
