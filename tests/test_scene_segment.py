@@ -68,8 +68,15 @@ def test_velocity_only_when_sweeps_support_it():
     consistent = [(dt, np.array([*(v * dt), 0.0])) for dt in dts]
     got = supported_velocity(consistent, yaw=0.0, range_m=15.0, cfg=cfg)
     assert got is not None and np.allclose(got[:2], v, atol=1e-6)
-    # two sweeps only: not enough
+    # two sweeps only: not enough for a small cluster or a small move; enough for a strong
+    # match of a well observed one
     assert supported_velocity(consistent[:1], 0.0, 15.0, cfg) is None
+    fast = [(0.1, np.array([0.9, 0.02, 0.0]))]  # 9 m/s: more than 4 times the noise
+    assert supported_velocity(fast, 0.0, 15.0, cfg, n_points=30) is None
+    assert supported_velocity(fast, 0.0, 15.0, cfg, n_points=2000) is not None
+    assert supported_velocity(consistent[:1], 0.0, 15.0, cfg, n_points=2000) is None
+    weak = [(0.1, np.array([0.3, 0.0, 0.0]))]
+    assert supported_velocity(weak, 0.0, 15.0, cfg, n_points=2000) is None
     # displacements that no constant velocity explains (a match jumping between clusters)
     jumpy = [
         (0.1, np.array([0.5, 0.0, 0])),

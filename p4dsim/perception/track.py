@@ -47,6 +47,10 @@ class TrackConfig:
     #: moving sideways (across the box's length axis) faster than this share of the speed
     #: (plus the noise) is not how vehicles move: such a velocity is not trusted
     max_side_share: float = 0.35
+    #: with fewer than min_sweeps sweeps, a match counts only for a cluster of at least this
+    #: many returns that moved more than single_snr times the noise
+    single_min_points: int = 100
+    single_snr: float = 4.0
 
 
 @dataclass
@@ -200,7 +204,11 @@ def _fit_motion(
 
 
 def supported_velocity(
-    offsets: list[tuple[float, np.ndarray]], yaw: float, range_m: float, cfg: TrackConfig
+    offsets: list[tuple[float, np.ndarray]],
+    yaw: float,
+    range_m: float,
+    cfg: TrackConfig,
+    n_points: int = 0,
 ) -> np.ndarray | None:
     """The constant velocity [3] that the matched sweeps support, or None when they do not.
 
@@ -209,9 +217,12 @@ def supported_velocity(
     at least ``min_sweeps`` sweeps, every displacement lies within the noise
     (``noise_m + noise_per_m · range``) of the fit, the motion over the window exceeds twice
     the noise, its speed is plausible (≤ ``max_speed``) and it runs along the box's length axis
-    (sideways share ≤ ``max_side_share`` plus the noise). Otherwise the track has no trusted
-    motion and stays where it is."""
-    if len(offsets) + 1 < cfg.min_sweeps:
+    (sideways share ≤ ``max_side_share`` plus the noise). With fewer sweeps (nothing to check
+    consistency against) only a strong single match counts: a well observed cluster (at least
+    ``single_min_points`` returns, so ICP has a shape to lock onto) that moved more than
+    ``single_snr`` times the noise. Otherwise the track has no trusted motion and stays where
+    it is."""
+    if not offsets:
         return None
     dt = np.array([o[0] for o in offsets])
     D = np.array([np.asarray(o[1], dtype=np.float64)[:2] for o in offsets])
@@ -222,6 +233,9 @@ def supported_velocity(
         return None
     speed = float(np.hypot(*v))
     span = float(dt.max())
+    if len(offsets) + 1 < cfg.min_sweeps:
+        if n_points < cfg.single_min_points or speed * span <= cfg.single_snr * noise:
+            return None
     if speed * span <= 2 * noise or speed > cfg.max_speed:
         return None
     side = abs(-np.sin(yaw) * v[0] + np.cos(yaw) * v[1])
@@ -305,7 +319,8 @@ def detect(
             if np.hypot(v[0], v[1]) > tcfg.max_speed:  # an implausible match: treat as none
                 offsets[i] = []
         if offsets[i]:
-            sv = supported_velocity(offsets[i], c.yaw, float(np.hypot(*c.center[:2])), tcfg)
+            rng = float(np.hypot(*c.center[:2]))
+            sv = supported_velocity(offsets[i], c.yaw, rng, tcfg, n_points=len(c.points))
             if sv is None or np.hypot(sv[0], sv[1]) < tcfg.static_speed:
                 # the sweeps do not support a motion: the track stays where it is
                 v, acc, yr = np.zeros(3), (None if acc is None else np.zeros(3)), 0.0
