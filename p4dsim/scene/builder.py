@@ -429,7 +429,9 @@ def vehicle_depth(
     return out.astype(np.float32)
 
 
-def _join_box_pixels(seg, dense, cam, boxes, ground, sky, clearance, pad_px: int = 8) -> None:
+def _join_box_pixels(
+    seg, dense, cam, boxes, ground, sky, clearance, pad_px: int = 8, margin: float = 0.1
+) -> None:
     """The box test beside the segmentation: unlabelled pixels whose depth puts them inside a
     (not grown) box, above the ground, and that connect to its mask join it (in place), so that
     no part of a vehicle stays behind where the depth says it is there (its rim, the bottom
@@ -450,7 +452,7 @@ def _join_box_pixels(seg, dense, cam, boxes, ground, sky, clearance, pad_px: int
         rays = np.stack([uu + 0.5, vv + 0.5, np.ones_like(uu)], axis=-1).reshape(-1, 3) @ Kinv.T
         P = transform_points(cam.T_ego_camera, rays * dense[r0:r1, c0:c1].reshape(-1, 1))
         local = transform_points(inv_pose(pose_from_xyz_yaw(box.center, box.yaw)), P)
-        ok = np.all(np.abs(local) <= np.asarray(box.size) / 2, axis=1)
+        ok = np.all(np.abs(local) <= np.asarray(box.size) / 2 + margin, axis=1)
         ok &= P @ n_g + d_g > clearance
         cand = free & ok.reshape(free.shape)
         mw = m[r0:r1, c0:c1]
@@ -553,6 +555,10 @@ def _hidden_layers(frame, cfg, dense, sky, ground, taken, grid_shape):
         N = _normals(P)
         col = bcol[iv, iu].astype(np.float32) / 255.0
         g = _gaussians(P[sel], N[sel], col[sel], sigma, cfg.synth_confidence, cam, cfg)
+        # At most 0.99: a renderer skips a Gaussian that would drop the transmittance under
+        # 1e-4, so behind a few partly transparent footprints (a vehicle's boundary after it
+        # moved) a 0.999 layer would be skipped and leave the pixel partly empty.
+        g.opacities[:] = np.minimum(g.opacities, 0.99)
         out.append((g, np.zeros(len(g), bool)))
     # The image is extended past its borders by reflection: a vehicle at the border would be
     # reflected into a second, static copy of itself. Its pixels are replaced by what is behind

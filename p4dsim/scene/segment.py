@@ -45,6 +45,7 @@ class SegmentConfig:
     #: within occluder_px pixels along its scan line is an occluder in front of the vehicle
     occluder_px: int = 15
     occluder_m: float = 1.0
+    under_clearance_m: float = 0.04  #: ... and, under the box, lower than this
     clearance_m: float = 0.1  #: returns lower than this above the ground are ground
     min_seeds: int = 15  #: fewer foreground returns than this: not enough LiDAR support
     min_area_px: int = 400  #: hulls smaller than this use the conservative rule
@@ -316,7 +317,9 @@ def segment_vehicles(
             local = (pts[on] - np.asarray(box.center, dtype=np.float64)) @ R
             half = np.asarray(box.size, dtype=np.float64) / 2
             inside = np.all(np.abs(local) <= half + cfg.inside_margin_m, axis=1)
-            low = pts_h[on] < cfg.clearance_m
+            # ground: low returns; under the box only the very lowest (its body reaches down)
+            under = np.all(np.abs(local[:, :2]) <= half[:2] + cfg.inside_margin_m, axis=1)
+            low = pts_h[on] < np.where(under, cfg.under_clearance_m, cfg.clearance_m)
             fg[pix[on][inside & ~low]] = True
             # a return well in front of the box's returns on both sides of it along the scan
             # line is an occluder (a pole, a sign's post), not the vehicle
