@@ -6,8 +6,9 @@ poses. The displacement of a matched cluster comes from open3d's point-to-plane 
 points onto the previous cluster's; a least-squares fit over the matched sweeps gives the
 velocity, yaw rate and, with three previous sweeps, the acceleration. A cluster moves only
 when the sweeps support its velocity (:func:`supported_velocity`: seen in at least three
-sweeps, displacements consistent with one constant velocity within the position noise, speed
-plausible, along its length axis); otherwise it stays where it is. A cluster that matches no
+sweeps, or a strong match of a well observed cluster in two; displacements consistent with
+one constant velocity within the position noise, speed plausible, along its length axis);
+otherwise it stays where it is. A cluster that matches no
 previous sweep is kept as static, flagged and with a lower confidence.
 
 Everything is expressed in the source frame's ego frame (x forward, y left, z up; metres,

@@ -4,22 +4,28 @@ A vehicle's Gaussians are exactly its pixels. For each box (nearest first) the p
 camera ray meets the box (grown by ``grow_m``) form its hull; inside the hull the image is
 segmented with OpenCV's GrabCut, seeded by geometry:
 
-* foreground: pixels whose nearest LiDAR return lies inside the box, above the ground;
+* foreground: pixels whose nearest LiDAR return lies inside the box, above the ground, unless
+  returns on the box at least ``occluder_m`` farther lie on both sides of it along its scan
+  line (a pole or a sign's post in front of the vehicle);
 * background: pixels whose nearest return lies outside the grown box (in front of it: an
-  occluder; behind it: what is seen past the vehicle) or on the ground; pixels whose ray meets
-  the ground plane before it reaches the box; sky; pixels already taken by a nearer box; and
-  everything outside the hull.
+  occluder; behind it: what is seen past the vehicle) or on the ground (under the box only the
+  lowest returns: its body reaches down); pixels whose ray meets the ground plane before it
+  reaches the box; sky; pixels already taken by a nearer box; and everything outside the hull.
 
-GrabCut's colour models and contrast-sensitive smoothness then decide the unseeded pixels
-(structure above the LiDAR's field of view, the vehicle's upper part, thin poles in front).
-Without enough LiDAR support (few points on the box, or no LiDAR at all) a box with a large
-hull is still segmented from the hull and the ground rule; a small one falls back to a
-conservative rule: the pixels whose ray meets the actual (not grown) box and not first the
-ground, minus the background seeds.
+Only the pixels near foreground returns start as probable foreground; GrabCut's colour models
+and contrast-sensitive smoothness decide the rest (windows, the gaps between scan lines).
+Above the highest foreground return and the LiDAR's upper limit in the image, a vehicle only
+continues upward inside its actual (not grown) box while its colour changes smoothly from its
+top and stays nearer its own colour than the background's above the hull: a sign, a bridge
+or a tree above it stays out, a tanker's upper half stays in. Without enough LiDAR support
+(few returns on the box, or no LiDAR at all) a box with a large hull is still segmented from
+the hull and the ground rule; a small one falls back to a conservative rule: the pixels whose
+ray meets the actual (not grown) box and not first the ground, minus the background seeds.
 
-Each labelled pixel also gets the depth where its ray enters the box (its visible face), for
-pixels whose measured depth does not place them on the vehicle (above the LiDAR, for
-instance). Depth maps are camera z in metres; pixel (i, j) has its centre at (j + .5, i + .5).
+Each labelled pixel also gets the depth where its ray enters the box (its visible face) and
+where it leaves the grown box; the scene builder uses them for vehicle pixels whose measured
+depth does not place them on the vehicle. Depth maps are camera z in metres; pixel (i, j) has
+its centre at (j + .5, i + .5).
 """
 
 from __future__ import annotations
