@@ -4,8 +4,12 @@ Each cluster of the source sweep is looked for in the previous one to three swee
 later ones), after the ego motion between the sweeps has been removed with the logged ego
 poses. The displacement of a matched cluster comes from open3d's point-to-plane ICP of its
 points onto the previous cluster's; a least-squares fit over the matched sweeps gives the
-velocity, yaw rate and, with three previous sweeps, the acceleration. A cluster that matches
-no previous sweep is kept as static, flagged and with a lower confidence.
+velocity, yaw rate and, with three previous sweeps, the acceleration. A cluster moves only
+when the sweeps support its velocity (:func:`supported_velocity`: seen in at least three
+sweeps, or a strong match of a well observed cluster in two; displacements consistent with
+one constant velocity within the position noise, speed plausible, along its length axis);
+otherwise it stays where it is. A cluster that matches no
+previous sweep is kept as static, flagged and with a lower confidence.
 
 Everything is expressed in the source frame's ego frame (x forward, y left, z up; metres,
 seconds). Velocities are ground velocities (the ego's own motion is removed).
@@ -36,6 +40,18 @@ class TrackConfig:
     max_accel: float = 4.0  #: accelerations are clipped to this magnitude (m/s²)
     max_yaw_rate: float = 1.0  #: yaw rates are clipped to this magnitude (rad/s)
     unmatched_confidence: float = 0.5  #: confidence factor of clusters without a match
+    #: a velocity needs the cluster in at least this many sweeps (the source one included)
+    min_sweeps: int = 3
+    #: displacement noise of a cluster's matched position: this much (m) ...
+    noise_m: float = 0.1
+    noise_per_m: float = 0.004  #: ... plus this much per metre of range
+    #: moving sideways (across the box's length axis) faster than this share of the speed
+    #: (plus the noise) is not how vehicles move: such a velocity is not trusted
+    max_side_share: float = 0.35
+    #: with fewer than min_sweeps sweeps, a match counts only for a cluster of at least this
+    #: many returns that moved more than single_snr times the noise
+    single_min_points: int = 100
+    single_snr: float = 4.0
 
 
 @dataclass
@@ -188,6 +204,47 @@ def _fit_motion(
     return np.array([v[0], v[1], 0.0]), acc, yr
 
 
+def supported_velocity(
+    offsets: list[tuple[float, np.ndarray]],
+    yaw: float,
+    range_m: float,
+    cfg: TrackConfig,
+    n_points: int = 0,
+) -> np.ndarray | None:
+    """The constant velocity [3] that the matched sweeps support, or None when they do not.
+
+    ``offsets``: per matched earlier sweep, (dt s, displacement [3] since then). The velocity is
+    the least-squares fit of displacement = v · dt. It is supported when the cluster was seen in
+    at least ``min_sweeps`` sweeps, every displacement lies within the noise
+    (``noise_m + noise_per_m · range``) of the fit, the motion over the window exceeds twice
+    the noise, its speed is plausible (≤ ``max_speed``) and it runs along the box's length axis
+    (sideways share ≤ ``max_side_share`` plus the noise). With fewer sweeps (nothing to check
+    consistency against) only a strong single match counts: a well observed cluster (at least
+    ``single_min_points`` returns, so ICP has a shape to lock onto) that moved more than
+    ``single_snr`` times the noise. Otherwise the track has no trusted motion and stays where
+    it is."""
+    if not offsets:
+        return None
+    dt = np.array([o[0] for o in offsets])
+    D = np.array([np.asarray(o[1], dtype=np.float64)[:2] for o in offsets])
+    v = (dt @ D) / (dt @ dt)
+    noise = cfg.noise_m + cfg.noise_per_m * range_m
+    resid = np.linalg.norm(D - dt[:, None] * v[None, :], axis=1)
+    if resid.max() > noise:
+        return None
+    speed = float(np.hypot(*v))
+    span = float(dt.max())
+    if len(offsets) + 1 < cfg.min_sweeps:
+        if n_points < cfg.single_min_points or speed * span <= cfg.single_snr * noise:
+            return None
+    if speed * span <= 2 * noise or speed > cfg.max_speed:
+        return None
+    side = abs(-np.sin(yaw) * v[0] + np.cos(yaw) * v[1])
+    if side > cfg.max_side_share * speed + noise / span:
+        return None
+    return np.array([v[0], v[1], 0.0])
+
+
 def detect(
     log: Log,
     index: int,
@@ -263,8 +320,13 @@ def detect(
             if np.hypot(v[0], v[1]) > tcfg.max_speed:  # an implausible match: treat as none
                 offsets[i] = []
         if offsets[i]:
-            if np.hypot(v[0], v[1]) < tcfg.static_speed:
+            rng = float(np.hypot(*c.center[:2]))
+            sv = supported_velocity(offsets[i], c.yaw, rng, tcfg, n_points=len(c.points))
+            if sv is None or np.hypot(sv[0], sv[1]) < tcfg.static_speed:
+                # the sweeps do not support a motion: the track stays where it is
                 v, acc, yr = np.zeros(3), (None if acc is None else np.zeros(3)), 0.0
+            else:
+                v = sv
             static = False
             conf = det_conf
         else:

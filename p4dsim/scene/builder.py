@@ -7,8 +7,11 @@
 2. One Gaussian per pixel (or per ``stride``×``stride`` block), unprojected at its depth,
    flattened along the surface normal and shaped to the pixel's footprint on the surface, so
    that at the source view each projects to an isotropic blob of ``footprint_sigma_px``.
-3. Vehicles: Gaussians inside each slightly grown 3D box and above the ground go to that
-   actor, in the actor's frame, with constant-velocity motion from the box velocity.
+3. Vehicles: each box's pixels are segmented (scene/segment.py: LiDAR seeds inside and
+   outside the box, GrabCut on the image); their Gaussians, above the ground, go to that
+   actor, in the actor's frame, with constant-velocity motion from the box velocity. Vehicle
+   pixels whose depth misses the box (above the LiDAR) continue the vehicle's surface below
+   them (or lie on the box's visible face).
 
 The scene's world frame is the source frame's ego frame.
 """
@@ -49,6 +52,7 @@ from p4dsim.scene.layers import (
 )
 from p4dsim.scene.motion import RigidMotion
 from p4dsim.scene.scene4d import Actor, Scene4D
+from p4dsim.scene.segment import VehicleMasks, segment_vehicles
 from p4dsim.types import DepthSource, Frame
 
 
@@ -63,6 +67,9 @@ class BuildConfig:
     sky_depth: float = 1000.0  #: metres; where sky is placed
     max_depth: float = 150.0  #: metres; completed depth is clipped here
     box_grow_m: float = 0.25  #: actor boxes grow by this much on every side
+    #: vehicles are exactly their segmented pixels (scene/segment.py); off: every Gaussian
+    #: inside the grown box goes with it
+    vehicle_masks: bool = True
     ground_clearance_m: float = 0.08  #: Gaussians this close to the ground stay static
     #: ... inside the actual (not grown) box, where the wheels meet the road
     core_clearance_m: float = 0.02
@@ -275,6 +282,11 @@ def build_scene(frame: Frame, config: BuildConfig | None = None) -> Scene4D:
     dense = np.where(
         sky, cfg.sky_depth, np.where(unknown, cfg.max_depth, np.minimum(dense, cfg.max_depth))
     ).astype(np.float32)
+    seg = None
+    if frame.boxes and cfg.vehicle_masks:
+        seg = segment_vehicles(frame.image, cam, frame.boxes, frame.lidar, ground, sky)
+        _join_box_pixels(seg, dense, cam, frame.boxes, ground, sky, cfg.core_clearance_m)
+        dense = vehicle_depth(dense, seg, depth_conf)
 
     u, v = pixel_grid(W, H, s)
     iu = np.minimum((u - s / 2).astype(int) + s // 2, W - 1)
@@ -301,35 +313,43 @@ def build_scene(frame: Frame, config: BuildConfig | None = None) -> Scene4D:
     )
     is_sky = sky_s.reshape(-1)
     n_grid = len(g)
+    anchor = np.zeros(0, np.int64)
     if cfg.backing:
         gb, anchor = _backing(img, dense, sky, cam, cfg)
+        if seg is not None and len(gb):
+            # a disc across a vehicle's boundary goes with the vehicle: left in the static
+            # scene it would stay behind, with the vehicle's colour, when the vehicle moves
+            k = np.ones((4 * s + 1, 4 * s + 1), np.uint8)
+            near_vehicle = cv2.dilate(seg.labels.astype(np.float32), k)
+            a_v, a_u = iv.reshape(-1)[anchor], iu.reshape(-1)[anchor]
+            disc_label = near_vehicle[a_v, a_u].astype(np.int32)
         g = GaussianSet.concat([g, gb])
         is_sky = np.concatenate([is_sky, np.zeros(len(gb), bool)])
 
     actors: list[Actor] = []
     taken = np.zeros(len(g), dtype=bool)
+    T_cam_ego = inv_pose(cam.T_ego_camera)
     n_g, d_g = ground
     height_above = g.means.astype(np.float64) @ n_g + d_g
-    T_cam_ego = inv_pose(cam.T_ego_camera)
-    for box in frame.boxes:
+    lab_g = np.full(len(g), -1, np.int32)
+    if seg is not None:
+        lab_g[:n_grid] = seg.labels[iv, iu].reshape(-1)
+        if len(g) > n_grid:  # backing discs go where the pixel they back went ...
+            lab_g[n_grid:] = lab_g[:n_grid][anchor]
+            lab_g[n_grid:] = np.maximum(lab_g[n_grid:], disc_label)  # ... or with a vehicle
+    for bi, box in enumerate(frame.boxes):
         T_wa = pose_from_xyz_yaw(box.center, box.yaw)
-        local = transform_points(inv_pose(T_wa), g.means)
-        half = np.asarray(box.size) / 2 + cfg.box_grow_m
-        core = np.all(np.abs(local) <= np.asarray(box.size) / 2, axis=1)
-        hits, push = _ray_hits_box(local, inv_pose(T_wa) @ cam.T_ego_camera, box.size, half)
-        core |= hits
-        clearance = np.where(core, cfg.core_clearance_m, cfg.ground_clearance_m)
-        inside = core | np.all(np.abs(local) <= half, axis=1)
-        inside &= (height_above > clearance) & ~taken & ~is_sky
-        if len(g) > n_grid:  # backing discs go where the pixel they back went
-            inside[n_grid:] = inside[:n_grid][anchor]
+        if seg is not None:
+            # the box's pixels (their depth already on the box), without the ground under it
+            inside = (lab_g == bi) & (height_above > cfg.core_clearance_m) & ~taken & ~is_sky
+        else:
+            inside = _box_volume(g, box, cam, cfg, height_above, taken, is_sky, n_grid, anchor)
         taken |= inside
-        moved = inside & (push > 1.0)
-        if moved.any():  # onto the box surface, along the source ray
-            o = cam.T_ego_camera[:3, 3]
-            g.means[moved] = (o + push[moved, None] * (g.means[moved] - o)).astype(np.float32)
         ga = g.subset(inside).transformed(inv_pose(T_wa))
-        if cfg.hidden_layers and len(ga) and box.label in ("vehicle", "car", "truck", "bus"):
+        # Mirror completion needs the box's far side: LiDAR-detected boxes extend what the
+        # sweep did not see with size priors, so their mirrored side could float beside them.
+        mirror = box.label in ("vehicle", "car", "truck", "bus") and box.source != "auto"
+        if cfg.hidden_layers and len(ga) and mirror:
             core = np.all(np.abs(ga.means) <= np.asarray(box.size) / 2, axis=1)
             mir = mirror_actor(ga.subset(core), cfg.synth_confidence)
             if len(mir):
@@ -371,6 +391,105 @@ def build_scene(frame: Frame, config: BuildConfig | None = None) -> Scene4D:
         ego_velocity=np.asarray(frame.ego_velocity),
         depth_confidence=depth_conf,
     )
+
+
+def vehicle_depth(
+    dense: np.ndarray, seg: VehicleMasks, support: np.ndarray | None = None, tol: float = 0.1
+) -> np.ndarray:
+    """``dense`` [H, W] with every vehicle pixel whose depth does not place it on its box
+    (nearer than ``1 - tol`` times where its ray enters the box, or beyond where it leaves the
+    grown box: structure above the LiDAR, depth completed from the background) given the depth
+    of the nearest pixel of the same vehicle below it in its column whose depth is on the box
+    (vertical surfaces keep their camera depth along an image column), else above it, else the
+    depth where its ray enters the box (its visible face). With ``support`` [H, W] (LiDAR
+    confidence of the depth, 1 next to a return), only pixels without LiDAR support move: a
+    measured depth is kept even where the mask may be wrong."""
+    lab = seg.labels
+    off = (lab >= 0) & ((dense < (1 - tol) * seg.face) | (dense > seg.exit))
+    if support is not None:
+        off &= support < 1.0
+    if not off.any():
+        return dense
+    out = dense.copy()
+    H, W = dense.shape
+    for bi in np.unique(lab[off]):
+        m = lab == bi
+        cols = np.nonzero(m.any(axis=0))[0]
+        c0, c1 = cols[0], cols[-1] + 1
+        mw, ow = m[:, c0:c1], off[:, c0:c1]
+        good = np.where(mw & ~ow, dense[:, c0:c1], np.nan)
+        below = np.full(good.shape, np.nan, np.float32)
+        last = np.full(c1 - c0, np.nan, np.float32)
+        for r in range(H - 1, -1, -1):
+            below[r] = last
+            last = np.where(np.isnan(good[r]), last, good[r])
+        above = np.full(good.shape, np.nan, np.float32)
+        last = np.full(c1 - c0, np.nan, np.float32)
+        for r in range(H):
+            above[r] = last
+            last = np.where(np.isnan(good[r]), last, good[r])
+        fill = np.where(np.isnan(below), above, below)
+        fill = np.where(np.isnan(fill), seg.face[:, c0:c1], fill)
+        out[:, c0:c1] = np.where(ow, fill, out[:, c0:c1])
+    return out.astype(np.float32)
+
+
+def _join_box_pixels(
+    seg, dense, cam, boxes, ground, sky, clearance, pad_px: int = 8, margin: float = 0.1
+) -> None:
+    """The box test beside the segmentation: unlabelled pixels whose depth puts them inside a
+    (not grown) box, above the ground, and that connect to its mask join it (in place), so that
+    no part of a vehicle stays behind where the depth says it is there (its rim, the bottom
+    rows that the ground seeds claimed)."""
+    H, W = dense.shape
+    Kinv = np.linalg.inv(cam.K)
+    n_g, d_g = ground
+    for bi, box in enumerate(boxes):
+        m = seg.labels == bi
+        if not m.any():
+            continue
+        rows = np.nonzero(m.any(axis=1))[0]
+        cols = np.nonzero(m.any(axis=0))[0]
+        r0, r1 = max(rows[0] - pad_px, 0), min(rows[-1] + pad_px + 1, H)
+        c0, c1 = max(cols[0] - pad_px, 0), min(cols[-1] + pad_px + 1, W)
+        vv, uu = np.mgrid[r0:r1, c0:c1]
+        free = (seg.labels[r0:r1, c0:c1] < 0) & ~sky[r0:r1, c0:c1]
+        rays = np.stack([uu + 0.5, vv + 0.5, np.ones_like(uu)], axis=-1).reshape(-1, 3) @ Kinv.T
+        P = transform_points(cam.T_ego_camera, rays * dense[r0:r1, c0:c1].reshape(-1, 1))
+        local = transform_points(inv_pose(pose_from_xyz_yaw(box.center, box.yaw)), P)
+        ok = np.all(np.abs(local) <= np.asarray(box.size) / 2 + margin, axis=1)
+        ok &= P @ n_g + d_g > clearance
+        cand = free & ok.reshape(free.shape)
+        mw = m[r0:r1, c0:c1]
+        n, lab = cv2.connectedComponents((cand | mw).astype(np.uint8), connectivity=8)
+        touch = np.unique(lab[mw])
+        join = cand & np.isin(lab, touch[touch > 0])
+        jv, ju = np.nonzero(join)
+        jv, ju = jv + r0, ju + c0
+        seg.labels[jv, ju] = bi
+        seg.face[jv, ju] = dense[jv, ju]
+        seg.exit[jv, ju] = dense[jv, ju]
+
+
+def _box_volume(g, box, cam, cfg, height_above, taken, is_sky, n_grid, anchor) -> np.ndarray:
+    """bool [len(g)]: the box-volume rule (``vehicle_masks`` off): Gaussians inside the grown
+    box, or on a ray through it just in front of it (moved onto it), above the ground."""
+    T_wa = pose_from_xyz_yaw(box.center, box.yaw)
+    local = transform_points(inv_pose(T_wa), g.means)
+    half = np.asarray(box.size) / 2 + cfg.box_grow_m
+    core = np.all(np.abs(local) <= np.asarray(box.size) / 2, axis=1)
+    hits, push = _ray_hits_box(local, inv_pose(T_wa) @ cam.T_ego_camera, box.size, half)
+    core |= hits
+    clearance = np.where(core, cfg.core_clearance_m, cfg.ground_clearance_m)
+    inside = core | np.all(np.abs(local) <= half, axis=1)
+    inside &= (height_above > clearance) & ~taken & ~is_sky
+    if len(g) > n_grid:  # backing discs go where the pixel they back went
+        inside[n_grid:] = inside[:n_grid][anchor]
+    moved = inside & (push > 1.0)
+    if moved.any():  # onto the box surface, along the source ray
+        o = cam.T_ego_camera[:3, 3]
+        g.means[moved] = (o + push[moved, None] * (g.means[moved] - o)).astype(np.float32)
+    return inside
 
 
 def _backing(img, dense, sky, cam, cfg) -> tuple[GaussianSet, np.ndarray]:
@@ -444,6 +563,10 @@ def _hidden_layers(frame, cfg, dense, sky, ground, taken, grid_shape):
         N = _normals(P)
         col = bcol[iv, iu].astype(np.float32) / 255.0
         g = _gaussians(P[sel], N[sel], col[sel], sigma, cfg.synth_confidence, cam, cfg)
+        # At most 0.99: a renderer skips a Gaussian that would drop the transmittance under
+        # 1e-4, so behind a few partly transparent footprints (a vehicle's boundary after it
+        # moved) a 0.999 layer would be skipped and leave the pixel partly empty.
+        g.opacities[:] = np.minimum(g.opacities, 0.99)
         out.append((g, np.zeros(len(g), bool)))
     # The image extended past its borders continues the background only: a vehicle or the
     # near side of an edge at the border is replaced by what the behind layer puts behind it

@@ -192,7 +192,7 @@ def behind_layer(
     k = 2 * band_px + 1
     far = cv2.dilate(d, np.ones((k, k), np.uint8))
     band = (far >= edge_ratio * d) & ~sky
-    grown = cv2.dilate(actor_mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    grown = cv2.dilate(actor_mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     mask = (grown | band) & ~sky
     if not mask.any():
         return np.zeros((H, W), np.float32), image.copy(), mask
