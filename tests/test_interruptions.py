@@ -33,18 +33,26 @@ def _env() -> dict[str, str]:
 
 
 def _visible_equals_manifest(root: Path) -> None:
-    """Rows a glob reader sees under ``root`` equal the manifest's, sampled consistently (a
-    listing taken before and after reading the manifest must agree)."""
-    for _ in range(20):
-        before = sorted(str(p.relative_to(root)) for p in root.glob("*/*.parquet"))
-        mpath = root / "manifest.json"
+    """Rows a glob reader sees under ``root`` equal the manifest's, sampled consistently: the
+    listing and the manifest are read twice, 50 ms apart, and compared only when neither
+    changed in between. A commit publishes its shards with a few renames and then rewrites the
+    manifest; a sample inside those two steps is retried, and one that stays unequal for 3 s
+    fails."""
+    mpath = root / "manifest.json"
+
+    def sample() -> tuple[list[str], list[str], dict]:
+        files = sorted(str(p.relative_to(root)) for p in root.glob("*/*.parquet"))
         m = json.loads(mpath.read_text()) if mpath.exists() else {"shards": []}
-        after = sorted(str(p.relative_to(root)) for p in root.glob("*/*.parquet"))
-        if before == after:
+        return files, sorted(s["path"] for s in m["shards"]), m
+
+    t0 = time.monotonic()
+    while True:
+        before, listed, m = sample()
+        time.sleep(0.05)
+        if (before, listed) == sample()[:2] and before == listed:
             break
-    else:
-        pytest.fail("the folder kept changing")
-    listed = sorted(s["path"] for s in m["shards"])
+        if time.monotonic() - t0 > 3.0:
+            break
     assert before == listed, (before, listed)
     for table in ("frames", "actors"):
         rows = sum(s["rows"] for s in m["shards"] if s["table"] == table)
