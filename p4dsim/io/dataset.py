@@ -60,7 +60,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 #: binary columns stored without compression: their bytes are PNG or JPEG already
-PRECOMPRESSED = frozenset({"rgb"})
+PRECOMPRESSED = frozenset({"rgb", "observed"})
 
 
 def parquet_options(schema: pa.Schema) -> dict[str, Any]:
