@@ -184,3 +184,29 @@ def test_kitti_2m_lateral_jump_has_no_empty_pixel():
         filled = fr.alpha < MIN_ALPHA
         assert not fr.observed[filled].any()
         assert np.isfinite(fr.depth[filled]).all()
+
+
+def test_gpu_frame_rule_matches_cpu_rule():
+    """:func:`finish_frames_torch` (batched, the GPU path's) against :func:`finish_frame`."""
+    torch = pytest.importorskip("torch")
+    from p4dsim.render.gsplat.renderer import finish_frames_torch
+
+    rng = np.random.default_rng(3)
+    B, h, w = 3, 21, 34
+    alpha = np.clip(rng.random((B, h, w)) * 1.5, 0, 1).astype(np.float32)
+    alpha[:, 5:15, 8:20] = 0
+    rgb = (rng.random((B, h, w, 3)) * alpha[..., None]).astype(np.float32)
+    depth = np.where(alpha > 0, 2 + 80 * rng.random((B, h, w)), 0).astype(np.float32)
+    sky = (alpha * (rng.random((B, h, w)) < 0.3)).astype(np.float32)
+    conf = (alpha * (rng.random((B, h, w)) < 0.7)).astype(np.float32)
+    t = [torch.as_tensor(x) for x in (rgb, depth, alpha, sky, conf)]
+    g_rgb, g_depth, g_obs, g_cov = (x.numpy() for x in finish_frames_torch(*t))
+    for i in range(B):
+        im = finish_frame(rgb[i], depth[i], alpha[i], sky[i], conf[i])
+        np.testing.assert_allclose(g_rgb[i].astype(int), im.rgb.astype(int), atol=1)
+        np.testing.assert_array_equal(np.isinf(g_depth[i]), np.isinf(im.depth))
+        fin = np.isfinite(im.depth)
+        np.testing.assert_allclose(g_depth[i][fin], im.depth[fin], rtol=1e-5)
+        np.testing.assert_array_equal(g_obs[i], im.observed)
+        assert g_cov[i] == pytest.approx(im.coverage, abs=1e-7)
+        assert (g_depth[i] > 0).all()

@@ -321,5 +321,6 @@ def pack_bits_torch(mask: torch.Tensor) -> torch.Tensor:
     pad = (-flat.shape[1]) % 8
     if pad:
         flat = torch.nn.functional.pad(flat, (0, pad))
-    weights = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8, device=mask.device)
-    return (flat.reshape(B, -1, 8) * weights).sum(dim=-1, dtype=torch.uint8)
+    # shifts made on the device (a tensor built from a list would be a synchronising copy)
+    shifts = torch.arange(7, -1, -1, dtype=torch.uint8, device=mask.device)
+    return (flat.reshape(B, -1, 8) << shifts).sum(dim=-1, dtype=torch.uint8)
