@@ -322,5 +322,5 @@ def pack_bits_torch(mask: torch.Tensor) -> torch.Tensor:
     if pad:
         flat = torch.nn.functional.pad(flat, (0, pad))
     # shifts made on the device (a tensor built from a list would be a synchronising copy)
-    shifts = torch.arange(7, -1, -1, dtype=torch.uint8, device=mask.device)
+    shifts = torch.arange(7, -1, -1, device=mask.device).to(torch.uint8)
     return (flat.reshape(B, -1, 8) << shifts).sum(dim=-1, dtype=torch.uint8)
