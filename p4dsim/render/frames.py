@@ -16,11 +16,12 @@
     above says sky) and its rendered colour; with alpha < 1 the fill's colour is added behind
     it with the missing weight ``1 - alpha``;
   - a pixel with alpha < :data:`MIN_ALPHA` is *filled*: colour and depth come from the far
-    side of its surroundings (the fill never blends across a depth edge). Its depth is
-    always finite: the fill reads the rendered expected depth, in which sky Gaussians lie at
-    their finite distance (the scene's ``sky_depth``), so a hole against sky takes the sky's
-    colour and that distance, never ``inf``. ``inf`` thus marks exactly the pixels the
-    rendered sky covers; ``0`` no longer occurs;
+    side of its surroundings (the fill never blends across a depth edge). Its colour may be
+    the sky's (a hole against the sky shows sky), but its depth never is: the depth comes
+    from a second fill in which sky pixels are no source, so it is finite and that of the
+    farthest non-sky surface around it (the sky dome's distance is no depth estimate of
+    what a hole hides; the fill's default depth when the frame shows nothing but sky).
+    ``inf`` thus marks exactly the pixels the rendered sky covers; ``0`` no longer occurs;
   - a frame in which nothing at all was rendered is black at the fill's default depth.
 * **The observed mask** (:func:`finish_frame`): a pixel is observed when at least half of its
   final colour comes from observed Gaussians (confidence channel ≥ 0.5,
@@ -92,10 +93,13 @@ def finish_frame(
     (:func:`p4dsim.render.fill.fill_empty`) behind it, and the observed mask (see the module
     docstring for how sky, empty and filled pixels interact)."""
     alpha = np.asarray(alpha, dtype=np.float32)
+    rgb = np.asarray(rgb, dtype=np.float32)
+    depth = np.asarray(depth, dtype=np.float32)
     ruled = depth_rule(depth, alpha, sky)
-    filled_rgb, filled_depth = fill_empty(
-        np.asarray(rgb, dtype=np.float32), depth.astype(np.float32), alpha, seed_alpha=MIN_ALPHA
-    )
+    filled_rgb, _ = fill_empty(rgb, depth, alpha, seed_alpha=MIN_ALPHA)
+    # the depth of filled pixels from non-sky surfaces only
+    no_sky = np.where(np.isinf(ruled), np.float32(0.0), alpha)
+    _, filled_depth = fill_empty(rgb, depth, no_sky, seed_alpha=MIN_ALPHA)
     out_depth = np.where(ruled > 0, ruled, filled_depth).astype(np.float32)
     out_rgb = np.clip(np.round(filled_rgb * 255.0), 0, 255).astype(np.uint8)
     observed = observed_mask(confidence, alpha) & (alpha >= MIN_ALPHA)

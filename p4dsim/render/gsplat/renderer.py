@@ -299,10 +299,12 @@ def finish_frames_torch(
     observed bool [B, H, W], coverage float32 [B] = the mean of ``observed``)."""
     import torch
 
+    rgb, depth, alpha = rgb.float(), depth.float(), alpha.float()
     ruled = depth_rule_torch(depth, alpha, sky)
-    filled_rgb, filled_depth = fill_empty_torch(
-        rgb.float(), depth.float(), alpha.float(), seed_alpha=MIN_ALPHA
-    )
+    filled_rgb, _ = fill_empty_torch(rgb, depth, alpha, seed_alpha=MIN_ALPHA)
+    # the depth of filled pixels from non-sky surfaces only (two calls: half the peak memory)
+    no_sky = alpha.masked_fill(torch.isinf(ruled), 0.0)
+    _, filled_depth = fill_empty_torch(rgb, depth, no_sky, seed_alpha=MIN_ALPHA)
     out_depth = torch.where(ruled > 0, ruled, filled_depth)
     out_rgb = torch.round(filled_rgb * 255.0).clamp(0, 255).to(torch.uint8)
     observed = observed_mask(confidence, alpha) & (alpha >= MIN_ALPHA)
