@@ -197,6 +197,7 @@ def test_gpu_frame_rule_matches_cpu_rule():
     rgb = (rng.random((B, h, w, 3)) * alpha[..., None]).astype(np.float32)
     depth = np.where(alpha > 0, 2 + 80 * rng.random((B, h, w)), 0).astype(np.float32)
     sky = (alpha * (rng.random((B, h, w)) < 0.3)).astype(np.float32)
+    sky[0] = 0  # a frame without sky (the CPU rule then fills once)
     conf = (alpha * (rng.random((B, h, w)) < 0.7)).astype(np.float32)
     t = [torch.as_tensor(x) for x in (rgb, depth, alpha, sky, conf)]
     g_rgb, g_depth, g_obs, g_cov = (x.numpy() for x in finish_frames_torch(*t))

@@ -96,10 +96,12 @@ def finish_frame(
     rgb = np.asarray(rgb, dtype=np.float32)
     depth = np.asarray(depth, dtype=np.float32)
     ruled = depth_rule(depth, alpha, sky)
-    filled_rgb, _ = fill_empty(rgb, depth, alpha, seed_alpha=MIN_ALPHA)
+    filled_rgb, filled_depth = fill_empty(rgb, depth, alpha, seed_alpha=MIN_ALPHA)
     # the depth of filled pixels from non-sky surfaces only
-    no_sky = np.where(np.isinf(ruled), np.float32(0.0), alpha)
-    _, filled_depth = fill_empty(rgb, depth, no_sky, seed_alpha=MIN_ALPHA)
+    is_sky = np.isinf(ruled)
+    if is_sky.any():
+        no_sky = np.where(is_sky, np.float32(0.0), alpha)
+        _, filled_depth = fill_empty(rgb, depth, no_sky, seed_alpha=MIN_ALPHA)
     out_depth = np.where(ruled > 0, ruled, filled_depth).astype(np.float32)
     out_rgb = np.clip(np.round(filled_rgb * 255.0), 0, 255).astype(np.uint8)
     observed = observed_mask(confidence, alpha) & (alpha >= MIN_ALPHA)
