@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -27,9 +28,14 @@ err_console = Console(stderr=True)
 
 def _progress(quiet: bool, *extra_columns):
     """The commands' rich progress bar on stderr: description, bar, done/total, the first of
-    ``extra_columns``, elapsed time, the rest; silent with ``quiet``."""
+    ``extra_columns``, elapsed time, the rest; silent with ``quiet``. When stderr is not a
+    terminal: a log line every P4DSIM_PROGRESS_INTERVAL seconds instead (p4dsim.progress)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    if not err_console.is_terminal:  # a log file or a pipe: periodic lines, not a live bar
+        from p4dsim.progress import LogProgress
+
+        return LogProgress(err_console, disable=quiet)
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -248,10 +254,14 @@ def build(
     """Build the scene of one frame and save it as a 3DGS PLY plus a JSON sidecar."""
     import time
 
+    from p4dsim.preflight import check_stride
     from p4dsim.scene.builder import BuildConfig, build_scene
-    from p4dsim.scene.ply import save_scene, sidecar_path
+    from p4dsim.scene.ply import check_scene_path, save_scene, sidecar_path
 
+    check_scene_path(out)  # before anything is built
     spec, log, idx = _open_frame(source, frame)
+    cam = log.frame(idx).camera
+    check_stride(stride, cam.width, cam.height)
     cfg = BuildConfig(
         stride=stride,
         depth_source=depth,
@@ -295,24 +305,12 @@ def adapters() -> None:
 @app.command()
 def validate(scenario_file: Annotated[Path, typer.Argument(help="Scenario YAML file.")]) -> None:
     """Validate a scenario file and print the runs it expands to, without rendering."""
-    from p4dsim.opening import open_log
-    from p4dsim.scenario.actors import check_track_ids
-    from p4dsim.scenario.drivable import check_variants
+    from p4dsim.preflight import preflight
     from p4dsim.scenario.load import load_scenario
-    from p4dsim.scenario.variants import expand_variants
 
     scenario = load_scenario(scenario_file)
-    variants = expand_variants(scenario, str(scenario_file))
-    check_track_ids(
-        [v.scenario for v in variants],
-        lambda: open_log(
-            variants[0].scenario.source.model_dump(exclude_none=True),
-            scenario_file.parent,
-            f"{scenario_file}: field 'source'",
-        )[1],
-        str(scenario_file),
-    )
-    check_variants(variants, str(scenario_file), scenario_file.parent)
+    # The same checks replay makes before it builds anything (source, frame, budget, ...).
+    variants = preflight(scenario, scenario_file, scenario.output.dir, out_from_file=True).variants
     table = Table(title=f"{scenario_file}: valid, {len(variants)} run(s)")
     table.add_column("run")
     table.add_column("variant")
@@ -561,29 +559,25 @@ def bench(
 
 
 def main() -> None:
-    """Entry point: user errors print a message and exit 2, without a traceback."""
-    try:
-        app(standalone_mode=False)
-    except P4DSimError as exc:
-        from rich.markup import escape
+    """Entry point. Exit status (see p4dsim.exitcodes): 0 success, 2 a user mistake or a
+    usage error (one line, no traceback), 130 SIGINT, 143 SIGTERM."""
+    from rich.markup import escape
 
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-        sys.exit(2)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        err_console.print("interrupted; nothing was published")
-        sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
+    from p4dsim.exitcodes import SIGINT_EXIT, SIGTERM_EXIT, run_cli
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        raise
+    def print_error(msg: str) -> None:
+        head, _, rest = msg.partition(": ")
+        line = escape(" ".join(rest.split()))
+        err_console.print(f"[bold red]{escape(head)}:[/] {line}", highlight=False, soft_wrap=True)
+
+    status = run_cli(app, print_error, (P4DSimError,))
+    if status in (SIGINT_EXIT, SIGTERM_EXIT):
+        # Clean-up has run. Exit now with the documented status: an interrupt that landed
+        # inside an extension's import makes CPython re-raise SIGINT at shutdown otherwise.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
 
 
 if __name__ == "__main__":

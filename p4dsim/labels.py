@@ -146,7 +146,8 @@ class LabelGeometry:
     present [K, A] bool (the actor has a pose; removed actors do not); center_world [K, A, 3]
     m and yaw_world [K, A] rad (its pose; zeros when absent); center_camera [K, A, 3] m;
     yaw_camera [K, A] rad (heading about the camera's up axis from +x); distance_m [K, A];
-    truncation [K, A] (NaN: none); speed [K, A] m/s (ground plane)."""
+    truncation [K, A] (NaN: none); speed [K, A] m/s (ground plane); velocity_world and
+    acceleration_world [K, A, 3] m/s and m/s² from the motion model (zeros when absent)."""
 
     ks: np.ndarray
     present: np.ndarray
@@ -157,6 +158,8 @@ class LabelGeometry:
     distance_m: np.ndarray
     truncation: np.ndarray
     speed: np.ndarray
+    velocity_world: np.ndarray | None = None
+    acceleration_world: np.ndarray | None = None
 
     def row_of(self, k: int) -> int:
         """Row of time step ``k`` in the arrays."""
@@ -175,6 +178,8 @@ def label_geometry(scene, timeline, ks: np.ndarray | list[int] | None = None) ->
     present = np.zeros((K, A), dtype=bool)
     T = np.tile(np.eye(4), (K, A, 1, 1))
     speed = np.zeros((K, A))
+    vel_w, acc_w = np.zeros((K, A, 3)), np.zeros((K, A, 3))
+    accs = timeline.actor_acceleration
     for i, actor in enumerate(scene.actors):
         P = timeline.actor_poses.get(actor.track_id)
         if P is None:
@@ -184,6 +189,9 @@ def label_geometry(scene, timeline, ks: np.ndarray | list[int] | None = None) ->
         v = timeline.actor_velocity.get(actor.track_id)
         if v is not None:
             speed[:, i] = np.linalg.norm(v[ks, :2], axis=-1)
+            vel_w[:, i] = v[ks]
+        if accs.get(actor.track_id) is not None:
+            acc_w[:, i] = accs[actor.track_id][ks]
         elif n > 1:
             k2 = np.minimum(ks + 1, n - 1)
             k1 = np.maximum(k2 - 1, 0)
@@ -214,6 +222,8 @@ def label_geometry(scene, timeline, ks: np.ndarray | list[int] | None = None) ->
         distance_m=np.linalg.norm(c_cam, axis=-1),
         truncation=trunc,
         speed=speed,
+        velocity_world=vel_w,
+        acceleration_world=acc_w,
     )
 
 

@@ -8,7 +8,7 @@ frame resized for evaluation), passed in so nothing is opened or read twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +67,6 @@ def open_scene(
     where: str = "source",
     source_where: str = "",
     frame: Frame | None = None,
-    before_build: Callable[[Log, Frame], None] | None = None,
 ) -> OpenedScene:
     """Open ``source`` (a spec as :func:`open_log` takes, or a log already open), read frame
     ``index`` (default: the spec's frame), choose its actors (``actors``, see
@@ -76,8 +75,6 @@ def open_scene(
     frame: the source frame already read (e.g. resized for evaluation), used instead of
     reading it again. where: names the caller's settings in errors (e.g. a scenario file);
     source_where: names the source when it is opened (default ``where: field 'source'``).
-    before_build: called with the log and the source frame before anything is detected or
-    built (e.g. a check that refuses an undrivable scenario early).
     """
     spec: SourceSpec | None = None
     if isinstance(source, Log):
@@ -89,7 +86,5 @@ def open_scene(
     index = log.check_index(index)
     if frame is None:
         frame = log.frame(index)
-    if before_build is not None:
-        before_build(log, frame)
     frame = frame_with_actors(frame, log, index, actors, where)
     return OpenedScene(spec, log, index, frame, build_scene(frame, config or BuildConfig()))

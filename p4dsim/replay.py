@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from p4dsim import __version__
-from p4dsim.errors import ConfigError
 from p4dsim.io.dataset import DatasetWriter
 from p4dsim.io.export import export_dataset
 from p4dsim.io.rows import actor_rows, frame_row
@@ -29,15 +28,15 @@ from p4dsim.labels import LabelGeometry, label_geometry
 from p4dsim.metrics import FrameMetrics, run_summary
 from p4dsim.opening import build_config, open_scene
 from p4dsim.pipeline import BackgroundWriter, ordered_map, render_batches
-from p4dsim.plugins import get_exporter
+from p4dsim.preflight import exporter_formats, preflight
 from p4dsim.render import get_renderer
 from p4dsim.render.base import Renderer
 from p4dsim.render.frames import RenderedFrame
+from p4dsim.resample import frame_at_resolution
 from p4dsim.scenario.actors import check_rules
-from p4dsim.scenario.drivable import require_drivable, variant_runs
 from p4dsim.scenario.model import Scenario
 from p4dsim.scenario.timeline import Timeline, make_timeline, timeline_metrics
-from p4dsim.scenario.variants import expand_variants
+from p4dsim.scenario.variants import variant_run_id
 from p4dsim.scene.scene4d import Scene4D
 from p4dsim.summary import ReplayRun, ReplaySummary
 from p4dsim.types import Log
@@ -116,28 +115,26 @@ def replay(
     the dataset, or aborted with it)."""
     where = str(scenario_path) if scenario_path else "scenario"
     base_dir = scenario_path.parent if scenario_path else None
-    out_dir = Path(out_dir or scenario.output.dir or Path("out") / (scenario.name or "replay"))
+    from_file = out_dir is None and scenario.output.dir is not None
+    out_dir = out_dir if out_dir is not None else scenario.output.dir
+    out_dir = Path(out_dir if out_dir is not None else Path("out") / (scenario.name or "replay"))
     t0 = time.perf_counter()
-    variants = expand_variants(scenario, where)
+    pf = preflight(scenario, scenario_path, out_dir, from_file)  # every check before building
+    variants, spec, log = pf.variants, pf.spec, pf.log
+    frame = pf.frame if pf.frame is not None else log.frame(pf.frame_index)
     opened = open_scene(
-        scenario.source.model_dump(exclude_none=True),
+        log,
+        pf.frame_index,
+        frame=frame_at_resolution(frame, scenario.camera),  # build at the rendered size
         actors=scenario.actors.source,
         config=build_config(scenario),
         base_dir=base_dir,
         where=where,
-        before_build=lambda log, frame: require_drivable(
-            variant_runs(variants, where), lambda: (log, frame)
-        ),
     )
-    log, scene = opened.log, opened.scene
+    scene = opened.scene
     for variant in variants:
         check_rules(variant.scenario.actors, scene, where)
     renderer = get_renderer(device or scenario.render.device)
-    for i, fmt in enumerate(scenario.output.formats):
-        try:
-            get_exporter(fmt)
-        except ConfigError as exc:
-            raise ConfigError(f"{where}: field 'output.formats[{i}]': {exc}") from None
     dataset = BackgroundWriter(
         DatasetWriter(out_dir, rows_per_shard=scenario.output.rows_per_shard)
     )
@@ -153,8 +150,9 @@ def replay(
             ts: list[float] = []
             warnings = 0
             fm: list[FrameMetrics] = []
+            vrun_id = variant_run_id(run_id, variant.variant_id, len(variants))
             for row, actors in iter_rows(
-                scene, log, variant.scenario, renderer, run_id, variant.variant_id, where
+                scene, log, variant.scenario, renderer, vrun_id, variant.variant_id, where
             ):
                 ts.append(row["t_s"])
                 fm.append(FrameMetrics(bool(row["collision"]), row["min_distance_m"], row["ttc_s"]))
@@ -167,7 +165,7 @@ def replay(
                     on_frame(done, total)
             runs.append(
                 ReplayRun(
-                    run_id,
+                    vrun_id,
                     variant.variant_id,
                     n,
                     variant.overrides,
@@ -190,7 +188,7 @@ def replay(
             "p4dsim_version": __version__,
             "python": platform.python_version(),
             "scenario": scenario.model_dump(mode="json"),
-            "source": opened.spec.to_mapping(),
+            "source": spec.to_mapping(),
             "seed": scenario.seed,
             "runs": [r.to_json() for r in runs],
             "summary": summary.to_json(),
@@ -199,7 +197,7 @@ def replay(
     except BaseException:
         writer.abort()
         raise
-    for fmt in scenario.output.formats:
+    for fmt in exporter_formats(scenario.output.formats):
         s = export_dataset(out_dir, fmt, out_dir / "exports" / fmt)
         summary.exports[fmt] = str(s.out_dir)
     return ReplayResult(out_dir, done, seconds, summary)

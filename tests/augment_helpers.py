@@ -76,6 +76,7 @@ def check_dataset(out: Path) -> dict:
     listed = {s["path"]: s for s in manifest["shards"]}
     present = {k for k in file_digests(out)}
     assert present == set(listed), present ^ set(listed)
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".p4dsim-staging")]
     for path, s in listed.items():
         assert sha256(out / path) == s["sha256"], path
         assert pq.ParquetFile(out / path).metadata.num_rows == s["rows"], path

@@ -31,6 +31,7 @@ from p4dsim.augment.manifest import AugmentManifest
 from p4dsim.augment.shard import run_shard
 from p4dsim.errors import OutputError
 from p4dsim.io.dataset import read_table
+from p4dsim.io.outdir import shard_stage_path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -226,4 +227,4 @@ def test_sigkill_five_times_then_resume(tmp_path: Path):
         res = run_shard(spec, str(fresh))
         assert res.ok, res.error
         for f in res.files:
-            assert sha256(fresh / f.path) == sha256(out / f.path)
+            assert sha256(shard_stage_path(fresh, f.path)) == sha256(out / f.path)

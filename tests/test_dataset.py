@@ -51,7 +51,7 @@ def test_writer_shards_checksums_and_atomic_publish(tmp_path):
                 }
             ],
         )
-    assert not out.exists()  # nothing published before commit
+    assert not list(out.glob("**/*.parquet"))  # nothing visible to readers before commit
     w.commit({"summary": {}})
     m = json.loads((out / "manifest.json").read_text())
     frames = [s for s in m["shards"] if s["table"] == "frames"]
@@ -62,7 +62,7 @@ def test_writer_shards_checksums_and_atomic_publish(tmp_path):
     assert t.num_rows == 5
     assert sorted(t.column("frame_index").to_pylist()) == list(range(5))
     assert read_table(out, "actors").num_rows == 5
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert not [p for p in out.iterdir() if p.name.startswith(".p4dsim-staging")]
 
 
 def test_abort_leaves_previous_dataset(tmp_path):
@@ -74,12 +74,12 @@ def test_abort_leaves_previous_dataset(tmp_path):
     w2.add(_row(1), [])
     w2.abort()
     assert read_table(out).column("frame_index").to_pylist() == [0]
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert not [p for p in out.iterdir() if p.name.startswith(".p4dsim-staging")]
 
 
 def test_refuses_foreign_folder(tmp_path):
     (tmp_path / "precious.txt").write_text("x")
-    with pytest.raises(OutputError, match="refusing to overwrite"):
+    with pytest.raises(OutputError, match="refusing to write"):
         DatasetWriter(tmp_path)
 
 

@@ -55,7 +55,7 @@ def test_ply_round_trip_is_bit_exact(scene, tmp_path):
     np.testing.assert_allclose(sc, scene.static.scales, rtol=1e-5)
     a0 = scene.actors[0]
     g0 = a0.gaussians.transformed(a0.motion.pose(0.0))
-    i0 = np.nonzero(rec["p4_owner"] == 0)[0]
+    i0 = np.arange(n, n + len(a0.gaussians))  # static first, then each actor in order
     xyz = np.stack([rec["x"][i0], rec["y"][i0], rec["z"][i0]], axis=1)
     np.testing.assert_allclose(xyz, g0.means, atol=1e-4)
 

@@ -11,7 +11,9 @@ to the driver.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -49,7 +51,20 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+@contextlib.contextmanager
+def _signals_deferred():
+    """Block SIGINT and SIGTERM in this thread for the block; they are handled at its end."""
+    sigs = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _init_local_worker(parent_pid: int, threads: int) -> None:
+    # a worker inherits the driver's signal mask from its start (see _signals_deferred)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     _die_with_parent(parent_pid)
     os.environ["NUMBA_NUM_THREADS"] = str(threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
@@ -80,7 +95,10 @@ class LocalExecutor:
             initargs=(os.getpid(), threads),
         )
         try:
-            futures = {pool.submit(run_shard, s, str(out_dir)): s for s in shards}
+            # Workers start inside submit; an interruption while one is being handed its start
+            # data would leave it to die with a traceback, so signals wait until all started.
+            with _signals_deferred():
+                futures = {pool.submit(run_shard, s, str(out_dir)): s for s in shards}
             for fut in as_completed(futures):
                 spec = futures[fut]
                 try:
@@ -88,10 +106,27 @@ class LocalExecutor:
                 except Exception as exc:  # the worker process died (killed, out of memory)
                     res = _failed(spec, f"worker process failed: {type(exc).__name__}: {exc}")
                 on_result(res)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+        except BaseException:  # interrupted: stop the workers before the driver cleans up
+            _terminate(pool)
             raise
         pool.shutdown(wait=True)
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Cancel pending shards and end the running workers now (not after their shard), so
+    none writes into the output folder after the driver removed its staging."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        try:
+            p.kill()
+        except Exception:
+            pass
+    for p in procs:
+        try:
+            p.join(timeout=10)
+        except Exception:
+            pass
 
 
 def _ray_shard(spec: ShardSpec, out_dir: str) -> ShardResult:

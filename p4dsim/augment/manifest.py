@@ -5,17 +5,17 @@ every Parquet file (table, path, rows, sha256) and so is readable by
 :func:`p4dsim.io.dataset.read_table`; the ``augment`` section records the job (its key,
 source, frames, scenarios) and one entry per completed shard (frame, runs, files). The file is
 rewritten atomically (temporary file + rename) as shards complete; a shard is complete exactly
-when it is listed there and its files match their checksums. Any other shard file in the
-folder is left over from an interrupted run and is removed before the job resumes.
+when it is listed there and its files match their checksums. Workers leave finished shard
+files staged under names readers skip; they are moved into ``frames/``/``actors/`` only right
+before the manifest that lists them is written, so a reader globbing the folder sees only the
+manifest's rows (see :mod:`p4dsim.io.outdir`). Staging and shard files left by an interrupted
+run are removed before the job resumes; files p4dsim did not write are never touched.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import platform
-import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -26,9 +26,15 @@ from p4dsim.augment.shard import ShardResult
 from p4dsim.augment.tasks import SHARD_TABLES, JobPlan
 from p4dsim.errors import OutputError
 from p4dsim.io.dataset import FORMAT, FORMAT_VERSION, atomic_write_bytes, sha256_file
+from p4dsim.io.outdir import (
+    FolderLock,
+    check_not_foreign,
+    check_out_path,
+    clean_stale_staging,
+    publish_staged,
+)
 
 KIND = "augment"
-LOCK_NAME = ".augment.lock"
 
 
 class AugmentManifest:
@@ -49,7 +55,8 @@ class AugmentManifest:
         self.summary: dict[str, Any] = {}
         self._dirty = False
         self._last_write = 0.0
-        self._lock_fd: int | None = None
+        self._lock: FolderLock | None = None
+        self._unpublished: list[str] = []
 
     # -- opening -------------------------------------------------------------------------
 
@@ -65,40 +72,30 @@ class AugmentManifest:
             raise
         return m
 
-    def _lock(self) -> None:
-        fd = os.open(self.out_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise OutputError(
-                f"output folder '{self.out_dir}' is in use by another running augment job; "
-                "wait for it to finish or choose another --out"
-            ) from None
-        self._lock_fd = fd
+    def _take_lock(self) -> None:
+        self._lock = FolderLock(self.out_dir).acquire("augment")
 
     def close(self) -> None:
-        """Write pending changes and release the folder lock."""
-        self.flush()
-        self._unlock()
+        """Publish pending shards, write the manifest, remove the staging folder (its
+        unrecorded shards are redone by a resume) and release the folder lock."""
+        try:
+            self.flush()
+            clean_stale_staging(self.out_dir)
+        finally:
+            self._unlock()
 
     def _unlock(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._lock is not None:
+            self._lock.release(remove=True)
+            self._lock = None
 
     def _prepare(self, force: bool) -> None:
-        out = self.out_dir
-        if out.exists() and not out.is_dir():
-            raise OutputError(f"output '{out}' exists and is not a folder; choose another --out")
+        out = check_out_path(self.out_dir)
         mpath = out / "manifest.json"
-        if not mpath.exists() and out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):
-            raise OutputError(
-                f"output folder '{out}' is not empty and holds no p4dsim manifest.json; "
-                "refusing to overwrite it — choose another --out or empty it"
-            )
         out.mkdir(parents=True, exist_ok=True)
-        self._lock()
+        self._take_lock()
+        check_not_foreign(out)
+        clean_stale_staging(out)  # shards a killed run staged but never published
         old: dict[str, Any] | None = None
         if mpath.exists():
             try:
@@ -123,10 +120,7 @@ class AugmentManifest:
                     "another --out"
                 )
             self.done = {s["shard"]: s for s in old[KIND].get("shards", [])}
-        if force:
-            for table in SHARD_TABLES:
-                shutil.rmtree(out / table, ignore_errors=True)
-            mpath.unlink(missing_ok=True)
+        if force:  # p4dsim's shard files go (below); a user's files in the folder stay
             self.done = {}
         self._verify()
         self._clean()
@@ -176,17 +170,23 @@ class AugmentManifest:
             "runs": [r.to_json() for r in result.runs],
             "files": [asdict(f) for f in result.files],
         }
+        self._unpublished += [f.path for f in result.files]
         self._dirty = True
         if time.monotonic() - self._last_write >= self.min_interval_s:
             self.flush()
 
     def flush(self) -> None:
-        """Rewrite ``manifest.json`` atomically if anything changed."""
+        """Move the staged files of newly recorded shards into place and rewrite
+        ``manifest.json`` (and the dataset card) atomically, if anything changed."""
+        from p4dsim.io.card import write_card
+
         if not self._dirty:
             return
-        atomic_write_bytes(
-            self.out_dir / "manifest.json", json.dumps(self.to_dict(), indent=1).encode()
-        )
+        manifest = self.to_dict()
+        publish_staged(self.out_dir, self._unpublished)
+        self._unpublished = []
+        write_card(self.out_dir, manifest)
+        atomic_write_bytes(self.out_dir / "manifest.json", json.dumps(manifest, indent=1).encode())
         self._dirty = False
         self._last_write = time.monotonic()
 

@@ -3,10 +3,11 @@ the shard's Parquet files.
 
 :func:`run_shard` is the function every executor runs (in a pool process or a Ray task). It
 never raises: failures come back as a :class:`ShardResult` with ``error`` set, and any file of
-the shard it had written is removed. Files are written to a temporary name and renamed, so a
-shard file that exists is complete. Rows come in a fixed order (runs in plan order, time steps
-in order) and Parquet settings are fixed, so a shard's bytes depend only on its
-:class:`~p4dsim.augment.tasks.ShardSpec`.
+the shard it had written is removed. Files are written to a temporary name and renamed to a
+staged name that readers skip (:mod:`p4dsim.io.outdir`), so a staged file is complete; the
+driver moves it into the dataset when the manifest lists it. Rows come in a fixed order (runs
+in plan order, time steps in order) and Parquet settings are fixed, so a shard's bytes depend
+only on its :class:`~p4dsim.augment.tasks.ShardSpec`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from p4dsim.augment.tasks import SHARD_TABLES, ShardSpec
 from p4dsim.io.dataset import ShardRecord
+from p4dsim.io.outdir import shard_stage_path
 from p4dsim.io.sinks import ShardWriter
 from p4dsim.summary import RunRecord
 
@@ -72,6 +74,7 @@ def render_shard(spec: ShardSpec, writer: ShardWriter) -> list[RunRecord]:
     group per run); return one record per run."""
     from p4dsim.opening import build_config, open_scene
     from p4dsim.replay import iter_rows
+    from p4dsim.resample import frame_at_resolution
     from p4dsim.scenario.model import Scenario
 
     log = _log(spec.source, spec.base_dir)
@@ -81,7 +84,7 @@ def render_shard(spec: ShardSpec, writer: ShardWriter) -> list[RunRecord]:
     for task in spec.runs:
         scenario = Scenario.model_validate(task.scenario)
         cfg = build_config(scenario)
-        key = (cfg, scenario.actors.source)
+        key = (cfg, scenario.actors.source, scenario.camera.width, scenario.camera.height)
         if key not in scenes:
             scenes[key] = open_scene(
                 log,
@@ -89,7 +92,7 @@ def render_shard(spec: ShardSpec, writer: ShardWriter) -> list[RunRecord]:
                 actors=scenario.actors.source,
                 config=cfg,
                 where=task.where,
-                frame=frame,
+                frame=frame_at_resolution(frame, scenario.camera),
             ).scene
         renderer = _renderer(spec.device or scenario.render.device)
         n = 0
@@ -109,7 +112,9 @@ def run_shard(spec: ShardSpec, out_dir: str) -> ShardResult:
     worker = f"{socket.gethostname()}:{os.getpid()}"
     writer = None
     try:
-        writer = ShardWriter(Path(out_dir), {t: spec.relpath(t) for t in SHARD_TABLES})
+        writer = ShardWriter(
+            Path(out_dir), {t: spec.relpath(t) for t in SHARD_TABLES}, stage=shard_stage_path
+        )
         runs = render_shard(spec, writer)
         files = writer.commit()
         return ShardResult(

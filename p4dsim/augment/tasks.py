@@ -19,9 +19,10 @@ from p4dsim import __version__
 from p4dsim.errors import ConfigError
 from p4dsim.io.dataset import FORMAT_VERSION
 from p4dsim.io.rows import TABLES
+from p4dsim.preflight import check_timing
 from p4dsim.scenario.load import load_scenario
 from p4dsim.scenario.model import Scenario, SourceModel
-from p4dsim.scenario.variants import expand_variants
+from p4dsim.scenario.variants import expand_variants, variant_run_id
 from p4dsim.source import SourceSpec
 
 #: the tables every shard writes, one Parquet file each
@@ -145,11 +146,13 @@ def plan_job(
         runs = []
         for path, sc in loaded:
             resolved = with_source(sc, fspec)
-            run_id = f"{sc.name}@{frame:06d}"
-            for v in expand_variants(resolved, str(path)):
+            base_id = f"{sc.name}@{frame:06d}"
+            variants = expand_variants(resolved, str(path))
+            for v in variants:
+                check_timing(v.scenario, str(path))  # as validate and replay do
                 runs.append(
                     RunTask(
-                        run_id=run_id,
+                        run_id=variant_run_id(base_id, v.variant_id, len(variants)),
                         variant_id=v.variant_id,
                         scenario=v.scenario.model_dump(mode="json"),
                         overrides=dict(v.overrides),

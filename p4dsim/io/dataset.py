@@ -15,8 +15,9 @@ holds camera-z depth in metres as raw little-endian float16 ``height × width``
 (``depth_format = "float16"``; ``inf`` = sky, ``0`` = nothing rendered) or a 16-bit PNG of
 metres × 256 (``"png16"``; 0 = no depth or sky).
 
-Writes are atomic: every file is written to a temporary name and renamed, and a whole run is
-staged in a hidden folder beside the output that replaces the output only when complete.
+Writes are atomic: every file is written to a temporary name and renamed; a run is staged in
+``DATASET/.p4dsim-staging-*/`` and becomes part of the dataset only through its manifest;
+files p4dsim did not write are never touched (rules in :mod:`p4dsim.io.outdir`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from p4dsim.errors import OutputError
+from p4dsim.io.outdir import atomic_write_bytes, staged
 from p4dsim.io.rows import ACTORS, FRAMES, TABLES, rows_to_table
 
 FORMAT = "p4dsim-dataset"
@@ -49,16 +50,6 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 #: binary columns stored without compression: their bytes are PNG or JPEG already
 PRECOMPRESSED = frozenset({"rgb", "observed"})
 
@@ -69,8 +60,14 @@ def parquet_options(schema: pa.Schema) -> dict[str, Any]:
     statistics on binary columns (every image is unique, and a dictionary attempt on
     megabyte-sized values cost ~12 % of the write and made reading ten times slower)."""
     plain = [f.name for f in schema if not pa.types.is_binary(f.type)]
+    codec = {}
+    for f in schema:
+        c = "none" if f.name in PRECOMPRESSED else "zstd"
+        codec[f.name] = c
+        if pa.types.is_list(f.type):  # Parquet names a list's values NAME.list.element
+            codec[f"{f.name}.list.element"] = c
     return {
-        "compression": {f.name: "none" if f.name in PRECOMPRESSED else "zstd" for f in schema},
+        "compression": codec,
         "use_dictionary": plain,
         "write_statistics": plain,
     }
@@ -110,15 +107,20 @@ class DatasetWriter:
     shards: list[ShardRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.out_dir = Path(self.out_dir)
-        check_output_dir(self.out_dir)
-        self.out_dir.parent.mkdir(parents=True, exist_ok=True)
-        self.stage = self.out_dir.parent / f".{self.out_dir.name}.staging-{uuid.uuid4().hex[:8]}"
+        from p4dsim.io.outdir import OutputFolder
+
+        self._folder = OutputFolder.open(self.out_dir, "replay")  # lock, stale staging
+        self.out_dir = self._folder.out_dir
+        self.stage = self._folder.new_stage()
         for name in TABLES:
             (self.stage / name).mkdir(parents=True)
         self._buffers: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
         self._shard_count = 0
         self._frames_in_buffer = 0
+
+    def stage_path(self, rel: str) -> Path:
+        """Where shard ``rel`` (e.g. ``frames/part-00000.parquet``) is staged until commit."""
+        return staged(self.stage / rel)
 
     def add(self, frame_row: dict[str, Any], actor_rows: list[dict[str, Any]]) -> None:
         """Add one frame and its actor rows; flushes a shard every ``rows_per_shard`` frames."""
@@ -147,13 +149,16 @@ class DatasetWriter:
         records = []
         for name, rows in ((FRAMES, frame_rows), (ACTORS, actor_rows)):
             rel = f"{name}/part-{index:05d}.parquet"
-            rec = write_table_atomic(rows_to_table(rows, TABLES[name]), self.stage / rel)
+            rec = write_table_atomic(rows_to_table(rows, TABLES[name]), self.stage_path(rel))
             records.append(ShardRecord(name, rel, rec["rows"], rec["sha256"]))
         return records
 
     def commit(self, manifest: dict[str, Any] | None = None) -> Path:
-        """Flush, write ``manifest.json`` (with ``manifest``'s entries) and move the staged
-        folder to ``out_dir``."""
+        """Flush, move the shards into place and write the dataset card and ``manifest.json``
+        (with ``manifest``'s entries; see :mod:`p4dsim.io.outdir`: files the manifest does not
+        list are left alone)."""
+        from p4dsim.io.card import write_card
+
         self.flush()
         manifest = {
             "format": FORMAT,
@@ -161,36 +166,28 @@ class DatasetWriter:
             **(manifest or {}),
             "shards": [s.__dict__ for s in self.shards],
         }
-        atomic_write_bytes(
-            self.stage / "manifest.json",
-            json.dumps(manifest, indent=2, default=_json_default).encode(),
-        )
-        old = None
-        if self.out_dir.exists():
-            old = self.out_dir.parent / f".{self.out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(self.out_dir, old)
-        os.replace(self.stage, self.out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        data = json.dumps(manifest, indent=2, default=_json_default).encode()
+
+        def write_meta() -> None:
+            write_card(self.out_dir, manifest)
+            atomic_write_bytes(self.out_dir / "manifest.json", data)
+
+        try:
+            self._folder.publish([s.path for s in self.shards], write_meta)
+        finally:
+            self._folder.close()
         return self.out_dir
 
     def abort(self) -> None:
         """Remove everything staged; the output folder is left as it was."""
-        shutil.rmtree(self.stage, ignore_errors=True)
+        self._folder.close()
 
 
 def check_output_dir(out_dir: Path) -> None:
-    """Refuse an output folder that exists and is neither empty nor a p4dsim dataset."""
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise OutputError(
-                f"output '{out_dir}' exists and is not a folder; choose another --out"
-            )
-        if any(out_dir.iterdir()) and not (out_dir / "manifest.json").exists():
-            raise OutputError(
-                f"output folder '{out_dir}' is not empty and holds no p4dsim manifest.json; "
-                "refusing to overwrite it — choose another --out or empty it"
-            )
+    """Refuse an output folder that cannot take a p4dsim dataset (see p4dsim.io.outdir)."""
+    from p4dsim.io.outdir import check_out_path
+
+    check_out_path(out_dir)
 
 
 def _json_default(o: Any) -> Any:

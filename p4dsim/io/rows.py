@@ -82,6 +82,8 @@ ACTORS_SCHEMA = pa.schema(
         ("truncation", pa.float32()),
         ("distance_m", pa.float64()),
         ("speed", pa.float64()),
+        ("velocity_world", _f64list),
+        ("acceleration_world", _f64list),
     ]
 )
 
@@ -155,6 +157,8 @@ def actor_rows(
     c_cam, yaw_cam = geom.center_camera[r].tolist(), geom.yaw_camera[r].tolist()
     dist, speed = geom.distance_m[r].tolist(), geom.speed[r].tolist()
     truncs = geom.truncation[r].tolist()
+    vel = geom.velocity_world[r].tolist() if geom.velocity_world is not None else None
+    acc = geom.acceleration_world[r].tolist() if geom.acceleration_world is not None else None
     alone_n = alone.tolist() if alone is not None else None
     gpu = fr.actor_pixels is not None and fr.actor_boxes is not None  # from the GPU renderer
     if gpu:
@@ -196,6 +200,8 @@ def actor_rows(
                 "truncation": None if math.isnan(trunc) else trunc,
                 "distance_m": dist[i],
                 "speed": speed[i],
+                "velocity_world": vel[i] if vel is not None else None,
+                "acceleration_world": acc[i] if acc is not None else None,
             }
         )
     return rows

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -83,17 +84,31 @@ class ShardWriter:
     (:func:`~p4dsim.io.dataset.parquet_options`), so equal rows give equal bytes.
     """
 
-    def __init__(self, out_dir: Path, paths: dict[str, str]):
+    def __init__(
+        self,
+        out_dir: Path,
+        paths: dict[str, str],
+        stage: Callable[[Path, str], Path] | None = None,
+    ):
         import pyarrow.parquet as pq
 
         self.out_dir = Path(out_dir)
         self.paths = dict(paths)
+        #: where a committed file goes: ``out_dir / rel`` by default, or a staged place from
+        #: which a job moves it into the dataset when its manifest lists it
+        self.final: dict[str, Path] = {
+            t: stage(self.out_dir, rel) if stage else self.out_dir / rel
+            for t, rel in self.paths.items()
+        }
         self.tmp: dict[str, Path] = {}
         self.rows: dict[str, int] = {t: 0 for t in self.paths}
         self._pending: dict[str, list[dict[str, Any]]] = {t: [] for t in self.paths}
         self.writers = {}
         for table, rel in self.paths.items():
-            final = self.out_dir / rel
+            dest = self.out_dir / rel
+            if dest.is_dir():  # a folder where the file must go: it could never be placed
+                raise IsADirectoryError(f"a folder is in the way of shard file '{dest}'")
+            final = self.final[table]
             final.parent.mkdir(parents=True, exist_ok=True)
             tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
             self.tmp[table] = tmp
@@ -124,19 +139,19 @@ class ShardWriter:
             with open(self.tmp[table], "rb") as f:
                 os.fsync(f.fileno())
         for table, rel in self.paths.items():
-            final = self.out_dir / rel
+            final = self.final[table]
             os.replace(self.tmp[table], final)
             files.append(ShardRecord(table, rel, self.rows[table], sha256_file(final)))
         return files
 
     def abort(self) -> None:
         """Remove the temporary files and any file of this shard already renamed."""
-        for table, rel in self.paths.items():
+        for table in self.paths:
             try:
                 self.writers[table].close()
             except Exception:
                 pass
-            for path in (self.tmp[table], self.out_dir / rel):
+            for path in (self.tmp[table], self.final[table]):
                 try:
                     path.unlink(missing_ok=True)
                 except OSError:

@@ -36,7 +36,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -488,19 +487,3 @@ def variant_runs(variants: Sequence[Variant], where: str) -> list[tuple[str, Sce
         desc = ", ".join(f"{k}={x!r}" for k, x in v.overrides.items())
         out.append((f"{where}: variant {v.variant_id} ({desc})" if desc else where, v.scenario))
     return out
-
-
-def check_variants(variants: Sequence[Variant], where: str, base_dir: Path | None) -> None:
-    """``p4dsim validate``'s and ``p4dsim replay``'s check: every run of a scenario file is
-    drivable within its enforced limits; opens the source (its log and source frame) only
-    when a run needs the speed."""
-
-    def source() -> tuple[Log | None, Frame | None]:
-        from p4dsim.source import SourceSpec
-
-        sc = variants[0].scenario
-        spec = SourceSpec.from_mapping(sc.source.model_dump(exclude_none=True))
-        log = spec.open(base_dir, where=f"{where}: field 'source'")
-        return log, log.frame(log.check_index(spec.frame))
-
-    require_drivable(variant_runs(variants, where), source)

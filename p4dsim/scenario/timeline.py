@@ -28,7 +28,7 @@ from p4dsim.scenario.ego import (
     waypoints_base,
 )
 from p4dsim.scenario.model import Scenario
-from p4dsim.scene.motion import Motion
+from p4dsim.scene.motion import Motion, motion_acceleration
 from p4dsim.scene.scene4d import Scene4D
 from p4dsim.types import Camera, Log
 
@@ -48,6 +48,8 @@ class Timeline:
     actor_velocity: dict[str, np.ndarray] = field(default_factory=dict)
     kinematics: Kinematics | None = None
     metrics: list[FrameMetrics] | None = None
+    #: track id -> [T, 3] world m/s² (see :func:`p4dsim.scene.motion.motion_acceleration`)
+    actor_acceleration: dict[str, np.ndarray] = field(default_factory=dict)
 
     @cached_property
     def T_world_camera(self) -> np.ndarray:
@@ -101,7 +103,8 @@ def make_timeline(
         w = scenario.camera.width or round(cam.width * scenario.camera.height / cam.height)
         h = scenario.camera.height or round(cam.height * w / cam.width)
         cam = cam.with_resolution(w, h)
-    tl = Timeline(times, T_ego, actor_poses, cam, ego_v, actor_v, kin)
+    actor_a = {tid: motion_acceleration(m, times) for tid, m in motions.items() if m is not None}
+    tl = Timeline(times, T_ego, actor_poses, cam, ego_v, actor_v, kin, actor_acceleration=actor_a)
     if metrics:
         tl.metrics = timeline_metrics(scenario, scene, tl)
     return tl

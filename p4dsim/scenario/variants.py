@@ -34,6 +34,13 @@ class Variant:
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
+def variant_run_id(base: str, variant_id: str, n_variants: int) -> str:
+    """The ``run_id`` of one variant's rows: ``base`` for a scenario with one run, else
+    ``base/variant_id``, so that ``run_id`` alone tells runs apart and joining ``frames`` and
+    ``actors`` on (``run_id``, ``frame_index``) never pairs rows of two variants."""
+    return base if n_variants == 1 else f"{base}/{variant_id}"
+
+
 def split_path(path: str) -> list[str | int]:
     """``"ego.perturbations[0].offset_m"`` -> ``["ego", "perturbations", 0, "offset_m"]``."""
     parts: list[str | int] = []

@@ -386,6 +386,9 @@ def _backing(img, dense, sky, cam, cfg) -> tuple[GaussianSet, np.ndarray]:
     iu = np.minimum((u - b / 2).astype(int) + b // 2, W - 1)
     iv = np.minimum((v - b / 2).astype(int) + b // 2, H - 1)
     ok = (hi_sky[iv, iu] < cfg.backing_edge_ratio * lo[iv, iu]) & (lo[iv, iu] > 0)
+    # The discs sit at ``hi`` (sky counted as 0 there): a block whose neighbourhood is all sky
+    # passes the edge test on sky-as-sky_depth but would get depth 0, at the camera centre.
+    ok &= ~sky[iv, iu] & (hi[iv, iu] > 0)
     if not ok.any():
         return GaussianSet.empty(), np.zeros(0, np.int64)
     h2, w2 = u.shape

@@ -185,3 +185,17 @@ def interpolate_poses(times: np.ndarray, poses: np.ndarray, t: np.ndarray) -> np
         R_out = rot_z(extra) @ poses[end, :3, :3]
         R = np.where(inside[:, None, None], R, R_out)
     return make_pose(R, pos)
+
+
+#: half-width (s) of the central second difference behind :func:`motion_acceleration`
+ACCEL_STEP_S = 0.05
+
+
+def motion_acceleration(motion, times: np.ndarray) -> np.ndarray:
+    """World acceleration [T, 3] m/s² of an actor's motion model at ``times`` [T]: the central
+    second difference of its positions over ±:data:`ACCEL_STEP_S`, exact for motions of
+    constant acceleration (brake, constant velocity) and, for a logged track, the change of
+    velocity across neighbouring samples rather than a spike at each sample."""
+    h = ACCEL_STEP_S
+    p = motion.poses(times)[:, :3, 3]
+    return (motion.poses(times + h)[:, :3, 3] - 2 * p + motion.poses(times - h)[:, :3, 3]) / h**2

@@ -36,6 +36,11 @@ def load_velodyne(path: Path, front_only: bool = False) -> np.ndarray:
     reflectance dropped; ``front_only`` keeps points with x > 0."""
     path = Path(path)
     raw = np.fromfile(path, dtype=np.float32)
+    if raw.size == 0:
+        raise SourceError(
+            f"velodyne scan {path} is empty (0 points); restore the scan, or remove the file "
+            "to use the frame without LiDAR"
+        )
     if raw.size % 4:
         raise SourceError(
             f"velodyne scan {path} has {raw.size} float32 values, not a multiple of 4 "

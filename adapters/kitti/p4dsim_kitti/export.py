@@ -29,7 +29,7 @@ from p4dsim.geometry import project, transform_points
 from p4dsim.plugins import Exporter, ExportSummary
 from p4dsim.types import Box3D
 from p4dsim_kitti.calib import p4dsim_to_kitti_K, p4dsim_to_kitti_pixels
-from p4dsim_kitti.labels import LABEL_TO_KITTI, box_to_label, format_label_line
+from p4dsim_kitti.labels import box_to_label, format_label_line, kitti_type
 
 #: visible fraction thresholds of KITTI's occlusion levels 0 (fully visible) and 1 (partly)
 OCCLUSION_THRESHOLDS = (0.7, 0.4)
@@ -158,7 +158,7 @@ class KittiExporter(Exporter):
                 lb = box_to_label(
                     box,
                     T_ego_cam,
-                    LABEL_TO_KITTI.get(a["label"], "Misc"),
+                    kitti_type(a["label"], a["size"]),
                     bbox,
                     float(np.clip(trunc, 0.0, 1.0)),
                     occ,

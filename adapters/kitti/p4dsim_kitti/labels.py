@@ -44,6 +44,49 @@ LABEL_TO_KITTI: dict[str, str] = {
 }
 
 
+#: mean (length, width, height) in metres of KITTI's vehicle classes over its object
+#: training labels (Car 3.88×1.63×1.53, Van 5.08×1.90×2.21, Truck 10.11×2.59×3.25)
+KITTI_VEHICLE_MEANS: dict[str, tuple[float, float, float]] = {
+    "Car": (3.88, 1.63, 1.53),
+    "Van": (5.08, 1.90, 2.21),
+    "Truck": (10.11, 2.59, 3.25),
+}
+#: p4dsim / dataset labels naming one KITTI class outright
+_NAMED = {
+    "pedestrian": "Pedestrian",
+    "person": "Pedestrian",
+    "cyclist": "Cyclist",
+    "bicycle": "Cyclist",
+    "tram": "Tram",
+    "train": "Tram",
+    "car": "Car",
+    "van": "Van",
+    "truck": "Truck",
+    "bus": "Truck",
+    "sign": "Misc",
+    "other": "Misc",
+}
+
+
+def kitti_type(label: str, size) -> str:
+    """The KITTI object class of a box: a label naming a class maps to it (pedestrian,
+    cyclist, tram, car, van, truck; bus -> Truck); a generic ``vehicle`` takes the vehicle
+    class (Car, Van, Truck) whose mean size is nearest in log-size (a ratio distance), so an
+    8.4×2.5×3.2 m box is a Truck and a 4.5×1.8×1.5 m box a Car; anything else is Misc."""
+    key = str(label).lower()
+    if key in _NAMED:
+        return _NAMED[key]
+    if key != "vehicle":
+        return "Misc"
+    lwh = np.log(np.maximum(np.asarray(size, dtype=np.float64), 1e-3))
+    best, best_d = "Car", np.inf
+    for name, mean in KITTI_VEHICLE_MEANS.items():
+        d = float(np.sum((lwh - np.log(mean)) ** 2))
+        if d < best_d:
+            best, best_d = name, d
+    return best
+
+
 @dataclass
 class KittiLabel:
     """One KITTI label row.

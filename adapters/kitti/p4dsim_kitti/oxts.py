@@ -23,6 +23,13 @@ N_FIELDS = 30
 VF, VL, VU = 8, 9, 10
 
 
+#: the 30 OXTS packet fields, in file order (KITTI devkit readme)
+OXTS_FIELDS = (
+    "lat lon alt roll pitch yaw vn ve vf vl vu ax ay az af al au wx wy wz wf wl wu posacc "
+    "velacc navstat numsats posmode velmode orimode"
+).split()
+
+
 def parse_oxts_lines(lines: list[str], where: str) -> np.ndarray:
     """Packets [N, 30] float64 from text lines (one packet per non-empty line)."""
     rows = []
@@ -36,9 +43,17 @@ def parse_oxts_lines(lines: list[str], where: str) -> np.ndarray:
                 f"yaw vn ve vf vl vu ...), got {len(parts)}"
             )
         try:
-            rows.append([float(v) for v in parts])
+            vals = [float(v) for v in parts]
         except ValueError as exc:
             raise SourceError(f"{where}:{lineno}: bad OXTS value ({exc})") from None
+        bad = [k for k, v in enumerate(vals) if not np.isfinite(v)]
+        if bad:
+            k = bad[0]
+            raise SourceError(
+                f"{where}:{lineno}: OXTS value {k + 1} ({OXTS_FIELDS[k]}) is {parts[k]}, not a "
+                "finite number; fix or drop this packet"
+            )
+        rows.append(vals)
     return np.asarray(rows, dtype=np.float64).reshape(-1, N_FIELDS)
 
 

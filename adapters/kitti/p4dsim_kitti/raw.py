@@ -132,6 +132,15 @@ class KittiRawLog(Log):
                 idx = [int(p.stem) for p in self.images]
                 if len(ts) > max(idx):
                     return ts[idx]
+        # Documented choice: without any timestamps.txt the frames are taken as 10 Hz
+        # (KITTI's capture rate), and a warning says so.
+        import logging
+
+        logging.getLogger("p4dsim").warning(
+            "kitti-raw: no timestamps.txt in %s/{oxts,image_02,velodyne_points} covers these "
+            "frames; assuming KITTI's 10 Hz (frame N at N × 0.1 s)",
+            self.drive_dir,
+        )
         return np.array([int(p.stem) for p in self.images], dtype=np.int64) * FRAME_PERIOD_US
 
     def __len__(self) -> int:

@@ -11,8 +11,10 @@ Written components, one Parquet file per segment at ``{out}/{component}/{segment
   ``T_vehicle_camera`` in Waymo's camera axes (x forward, y left, z up);
 * ``camera_box``: the 2D boxes of visible actors, ``key.camera_object_id`` = track id;
 * ``vehicle_pose``: ``T_world_ego`` per frame;
-* ``lidar_box``: every actor's 3D box in the ego frame, with speed and acceleration (ground
-  motion in the ego frame's axes, finite differences over the track); point counts are null
+* ``lidar_box``: every actor's 3D box in the ego frame, with speed and acceleration in the ego
+  frame's axes, from the motion model (the actors table's ``velocity_world`` and
+  ``acceleration_world``; finite differences over the track for datasets without them);
+  point counts are null
   (rendered data have no LiDAR);
 * ``camera_depth`` (p4dsim's own): the rendered depth, float16, keyed like ``camera_image``.
 
@@ -188,6 +190,11 @@ def _box_rows(seg: str, actors: list[dict], ego_of: dict) -> tuple[list[dict], l
         if len(items) == 1 and items[0].get("speed") is not None:
             yaw = float(items[0]["yaw_world"])
             vel_w[0] = float(items[0]["speed"]) * np.array([np.cos(yaw), np.sin(yaw), 0.0])
+        # The motion model's own values where the dataset has them (not finite differences).
+        if all(a.get("velocity_world") is not None for a in items):
+            vel_w = np.array([a["velocity_world"] for a in items], dtype=np.float64)
+        if all(a.get("acceleration_world") is not None for a in items):
+            acc_w = np.array([a["acceleration_world"] for a in items], dtype=np.float64)
         for j, a in enumerate(items):
             ts, T = ego_of[a["frame_index"]]
             R = T[:3, :3]
