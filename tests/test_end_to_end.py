@@ -14,7 +14,13 @@ import pytest
 from p4dsim.geometry import inv_pose, make_pose
 from p4dsim.io.codecs import decode_depth, decode_rgb
 from p4dsim.render import get_renderer
-from p4dsim.render.frames import render_frame
+from p4dsim.render.frames import (
+    CH_CONFIDENCE,
+    CH_SKY,
+    finish_frame,
+    render_frame,
+    scene_extra,
+)
 from p4dsim.scenario.model import Scenario
 from p4dsim.scenario.timeline import make_timeline
 from p4dsim.scene.builder import build_scene
@@ -109,9 +115,14 @@ def test_static_camera_shift_matches_geometry(toytown):
     expect = make_pose(np.eye(3), [0, 1.0, 0]) @ expect
     np.testing.assert_allclose(T, expect, atol=1e-9)
     g, _ = scene.compose({a.track_id: a.motion.pose(0.0) for a in scene.actors})
-    out = get_renderer("cpu").render(g, inv_pose(T)[None], tl.camera.K[None], W, H)
+    ex = scene_extra(scene)
+    out = get_renderer("cpu").render(g, inv_pose(T)[None], tl.camera.K[None], W, H, extra=ex)
     fr = render_frame(scene, tl, 0, get_renderer("cpu"))
-    assert psnr(np.clip(np.round(out.rgb[0] * 255), 0, 255).astype(np.uint8), fr.rgb) > 60
+    # the same frame rule (depth/sky/alpha, last fill, observed mask) on the hand-made render
+    e = out.extra[0]
+    im = finish_frame(out.rgb[0], out.depth[0], out.alpha[0], e[..., CH_SKY], e[..., CH_CONFIDENCE])
+    assert psnr(im.rgb, fr.rgb) > 60
+    np.testing.assert_array_equal(im.observed, fr.observed)
 
 
 def test_replay_cli_writes_readable_dataset(tmp_path):

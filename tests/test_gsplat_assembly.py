@@ -2,8 +2,8 @@
 :meth:`~p4dsim.render.gsplat.GsplatRenderer.render_steps` except gsplat's kernels (the scene
 upload, actors posed with torch, the depth/sky/alpha rule, the label statistics, the windows
 of the alone renders, the copies to the host), with gsplat's rasterization replaced by
-p4dsim's CPU rasterizer. Its frames and labels must match the CPU path's frame-by-frame
-replay (:func:`p4dsim.render.frames.render_each`)."""
+p4dsim's CPU rasterizer. Its frames (after the last fill), observed masks and labels must
+match the CPU path's frame-by-frame replay (:func:`p4dsim.render.frames.render_each`)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def test_gpu_frame_assembly_matches_the_cpu_path(monkeypatch):
     from p4dsim.io.rows import actor_rows
     from p4dsim.render import get_renderer
     from p4dsim.render.base import RasterSettings
-    from p4dsim.render.frames import render_each
+    from p4dsim.render.frames import MIN_ALPHA, render_each
     from p4dsim.scenario.model import Scenario
     from p4dsim.scenario.timeline import make_timeline
     from p4dsim.scene.builder import build_scene
@@ -97,14 +97,24 @@ def test_gpu_frame_assembly_matches_the_cpu_path(monkeypatch):
     st = gpu.upload_scene(scene, grenderer.scene_extra(scene))
     got = gpu._render_frames(scene, tl, ks, st, None, None)
     ref = render_each(get_renderer("cpu"), scene, tl, ks)
-    checked = 0
+    checked = filled = 0
     for a, b in zip(ref, got, strict=True):
         assert b.alpha is None and b.actor_masks is None  # statistics only
         np.testing.assert_allclose(b.rgb.astype(float), a.rgb.astype(float), atol=2)
+        # no empty pixel on either path; the same fill (colour above, depth here) on both
+        assert (a.depth > 0).all() and (b.depth > 0).all() and not np.isnan(b.depth).any()
         fin = np.isfinite(a.depth) & np.isfinite(b.depth)
         assert np.mean(np.isinf(a.depth) == np.isinf(b.depth)) > 0.999
         np.testing.assert_allclose(b.depth[fin], a.depth[fin], rtol=1e-3, atol=1e-3)
-        assert b.coverage == pytest.approx(a.coverage, abs=1e-4)
+        hole = a.alpha < MIN_ALPHA
+        filled += int(hole.sum())
+        assert np.isfinite(b.depth[hole]).all()
+        # the observed mask, computed on the device and copied back as packed bits
+        assert b.observed.dtype == bool and b.observed.shape == a.observed.shape
+        assert np.mean(b.observed == a.observed) > 0.999
+        assert not b.observed[hole].any()
+        assert b.coverage == pytest.approx(float(b.observed.mean()), abs=1e-6)
+        assert b.coverage == pytest.approx(a.coverage, abs=1e-3)
         assert b.alpha_mean == pytest.approx(float(a.alpha.mean()), abs=1e-4)
         r_ref = {r["track_id"]: r for r in actor_rows(scene, tl, a, {}, a.alone)}
         r_got = {r["track_id"]: r for r in actor_rows(scene, tl, b, {}, b.alone)}
@@ -118,3 +128,16 @@ def test_gpu_frame_assembly_matches_the_cpu_path(monkeypatch):
                 assert g["visible_fraction"] == pytest.approx(r["visible_fraction"], abs=0.02)
                 checked += 1
     assert checked >= 3
+    assert filled > 0  # the fill had holes to fill
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 7), (1, 8, 8), (3, 1, 1)])
+def test_packed_bits_match_numpy(shape):
+    from p4dsim.render.gsplat.renderer import pack_bits_torch
+
+    m = np.random.default_rng(0).random(shape) < 0.5
+    got = pack_bits_torch(torch.as_tensor(m)).numpy()
+    for i in range(shape[0]):
+        np.testing.assert_array_equal(got[i], np.packbits(m[i]))
+        n = shape[1] * shape[2]
+        np.testing.assert_array_equal(np.unpackbits(got[i], count=n).reshape(m[i].shape), m[i])

@@ -8,6 +8,7 @@ import json
 import signal
 import sys
 
+import numpy as np
 import pyarrow.dataset as pads
 import pytest
 
@@ -150,6 +151,9 @@ def test_load_dataset_in_one_call(run, tmp_path, monkeypatch):
     img = frames[0]["rgb"]
     assert img.size == (48, 24)
     assert frames.features["rgb"].__class__.__name__ == "Image"
+    # the observed mask loads as an image too; its mean is the row's coverage
+    obs = np.asarray(frames[0]["observed"]) > 0
+    assert obs.shape == (24, 48) and obs.mean() == pytest.approx(frames[0]["coverage"], abs=1e-6)
     # run_id is unique per variant: (run_id, frame_index) keys frames exactly
     keys = list(zip(frames["run_id"], frames["frame_index"], strict=True))
     assert len(set(keys)) == len(keys)

@@ -4,8 +4,8 @@ With it ``datasets.load_dataset(DATASET)`` loads the ``frames`` table (the defau
 and ``load_dataset(DATASET, "actors")`` the actors table in one call, ``rgb`` decoded as an
 image. The card's ``configs`` list exactly the Parquet files the manifest lists, so the
 ``datasets`` library never reads a file the manifest does not hold, and ``dataset_info``
-declares every column's type (``rgb`` as ``image``: its PNG/JPEG bytes are what the image
-feature stores). The card is rewritten with the manifest at every commit.
+declares every column's type (``rgb`` and ``observed`` as ``image``: their PNG/JPEG bytes
+are what the image feature stores). The card is rewritten with the manifest at every commit.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from typing import Any
 import pyarrow as pa
 
 CARD_NAME = "README.md"
-#: columns declared as Hugging Face image features (encoded PNG/JPEG bytes)
-IMAGE_COLUMNS = frozenset({"rgb"})
+#: columns declared as Hugging Face image features (encoded PNG/JPEG bytes; ``observed`` is
+#: a 1-bit PNG, which ``datasets`` decodes to a Pillow image of mode "1")
+IMAGE_COLUMNS = frozenset({"rgb", "observed"})
 
 _SCALARS = {
     pa.string(): "string",
@@ -72,7 +73,9 @@ def card_text(manifest: dict[str, Any], tables: dict[str, pa.Schema]) -> str:
         f"{len(runs)} run(s), {frames} frame(s).",
         "",
         "- `frames` (default config): one row per rendered frame; `rgb` is an image, "
-        "`depth` raw float16 metres (`depth_format`), poses row-major 4×4.",
+        "`depth` raw float16 metres (`depth_format`), poses row-major 4×4; `observed` "
+        "is the observed mask (an image, nonzero where the pixel is rendered from observed "
+        "content; the rest is synthesised or filled), `coverage` its mean.",
         "- `actors`: one row per rendered frame and actor (3D and 2D boxes, visibility).",
         "- Rows are keyed by (`run_id`, `variant_id`, `frame_index`); `run_id` is unique "
         "per run (one per variant), so joining frames and actors on (`run_id`, "

@@ -74,3 +74,28 @@ def decode_depth(data: bytes, fmt: str, width: int, height: int) -> np.ndarray:
         d = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
         return d.astype(np.float32) / 256.0
     raise ConfigError(f"unknown depth format '{fmt}'")
+
+
+def encode_mask(mask: np.ndarray) -> bytes:
+    """bool [H, W] -> a 1-bit grayscale PNG (bit 1 where ``mask`` is True).
+
+    Every PNG reader decodes it: OpenCV (``cv2.IMREAD_UNCHANGED``) gives uint8 0/255, Pillow
+    mode "1" (bool); ``> 0`` is the mask either way. One bit per pixel before deflate makes
+    it half the size of an 8-bit 0/1 PNG and five times faster to encode."""
+    return bytes(mask_buffer(mask))
+
+
+def mask_buffer(mask: np.ndarray) -> memoryview:
+    """:func:`encode_mask` without its final copy (a view of OpenCV's output)."""
+    img = np.ascontiguousarray(mask, dtype=bool).view(np.uint8) * np.uint8(255)
+    ok, buf = cv2.imencode(
+        ".png", img, [cv2.IMWRITE_PNG_BILEVEL, 1, cv2.IMWRITE_PNG_COMPRESSION, 1]
+    )
+    if not ok:
+        raise RuntimeError("OpenCV failed to encode a mask")
+    return memoryview(buf.reshape(-1))
+
+
+def decode_mask(data: bytes) -> np.ndarray:
+    """PNG bytes of :func:`encode_mask` -> bool [H, W]."""
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) > 0

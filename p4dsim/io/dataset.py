@@ -51,7 +51,7 @@ def sha256_file(path: Path) -> str:
 
 
 #: binary columns stored without compression: their bytes are PNG or JPEG already
-PRECOMPRESSED = frozenset({"rgb"})
+PRECOMPRESSED = frozenset({"rgb", "observed"})
 
 
 def parquet_options(schema: pa.Schema) -> dict[str, Any]:

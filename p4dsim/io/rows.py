@@ -5,6 +5,8 @@ built by :func:`frame_row`) and ``actors`` (:data:`ACTORS_SCHEMA`, one row per f
 present, built by :func:`actor_rows`). Every writer (a :class:`~p4dsim.io.sinks.Sink`) turns
 rows into Arrow with :func:`rows_to_table`. Poses are row-major 4x4 float64 lists in the
 scene's world frame; ``K`` a row-major 3x3 list; encodings as :mod:`p4dsim.io.codecs`.
+``observed`` is the frame's observed mask as a 1-bit PNG (:func:`~p4dsim.io.codecs.encode_mask`;
+nonzero = rendered from observed content) and ``coverage`` its mean.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from p4dsim.io.codecs import depth_buffer, rgb_buffer
+from p4dsim.io.codecs import depth_buffer, mask_buffer, rgb_buffer
 from p4dsim.labels import LabelGeometry, box2d_from_mask, inside_box_mask, label_geometry
 
 if TYPE_CHECKING:
@@ -49,6 +51,7 @@ FRAMES_SCHEMA = pa.schema(
         ("depth_format", pa.string()),
         ("alpha_mean", pa.float32()),
         ("coverage", pa.float32()),
+        ("observed", pa.binary()),
         ("source_dataset", pa.string()),
         ("source_log", pa.string()),
         ("source_frame", pa.int32()),
@@ -247,6 +250,7 @@ def frame_row(
         "depth_format": output.depth,
         "alpha_mean": fr.alpha_mean if fr.alpha is None else float(fr.alpha.mean()),
         "coverage": fr.coverage,
+        "observed": mask_buffer(fr.observed) if fr.observed is not None else None,
         "source_dataset": scene.source.dataset,
         "source_log": scene.source.log_id,
         "source_frame": scene.source.frame_index,

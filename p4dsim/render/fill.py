@@ -176,8 +176,7 @@ def _t_push(c, q, w, ratio):
     qb = q.reshape(B, h2, 2, w2, 2).permute(0, 1, 3, 2, 4).reshape(B, h2, w2, 4)
     wb = w.reshape(B, h2, 2, w2, 2).permute(0, 1, 3, 2, 4).reshape(B, h2, w2, 4)
     has = wb > 0
-    inf = qb.new_tensor(float("inf"))
-    qmin = qb.where(has, inf).amin(dim=-1, keepdim=True)
+    qmin = qb.masked_fill(~has, float("inf")).amin(dim=-1, keepdim=True)
     far = has & (qb <= qmin * ratio + _TINY)
     wf = wb.where(far, wb.new_zeros(()))
     sw = wf.sum(dim=-1)
@@ -256,13 +255,13 @@ def fill_empty_torch(
     c, q, w = levels[-1]
     none = w <= 0
     c = torch.where(none[..., None], zero, c)
-    q = torch.where(none, d.new_tensor(1.0 / default_depth), q)
+    q = q.masked_fill(none, 1.0 / default_depth)
     for i, (cf, qf, wf) in enumerate(reversed(levels[:-1])):
         last = i == len(levels) - 2
         c, q_new = _t_pull(cf, qf, torch.zeros_like(wf) if last else wf, c, q, edge_ratio)
         q = torch.where(wf > 0, qf, q_new) if last else q_new
     out_c = c_in + (1.0 - a)[..., None] * c.clamp(0.0, 1.0)
-    fill_d = torch.where(q > 0, 1.0 / q.clamp_min(_TINY), d.new_tensor(float("inf")))
+    fill_d = (1.0 / q.clamp_min(_TINY)).masked_fill(~(q > 0), float("inf"))
     out_d = torch.where(seed, d, fill_d)
     out_c = out_c.reshape(*lead, H, W, 3)
     out_d = out_d.reshape(*lead, H, W).to(torch.float32)

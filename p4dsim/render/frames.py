@@ -5,9 +5,29 @@
   ``CH_SKY`` (1 for sky Gaussians) and from ``CH_ACTORS`` on one one-hot channel per actor.
 * **The depth / sky / alpha rule** (:func:`depth_rule`), one for every backend: a pixel is
   sky (depth ``inf``) where sky Gaussians carry more than :data:`SKY_SHARE` of its alpha, and
-  has no depth (``0``) where its alpha is below :data:`MIN_ALPHA`; elsewhere its depth is the
-  rendered expected camera z. The GPU backend applies the same rule to its tensors
+  has no rendered surface where its alpha is below :data:`MIN_ALPHA`; elsewhere its depth is
+  the rendered expected camera z. The GPU backend applies the same rule to its tensors
   (:mod:`p4dsim.render.gsplat.renderer`), tested against this one.
+* **No empty pixel** (:func:`finish_frame`): the last fill of :mod:`p4dsim.render.fill` is
+  composited behind every rendered frame, so every pixel has a colour and a depth ``> 0``.
+  How sky, empty and filled pixels interact:
+
+  - a pixel with alpha ≥ :data:`MIN_ALPHA` keeps its rendered depth (``inf`` when the rule
+    above says sky) and its rendered colour; with alpha < 1 the fill's colour is added behind
+    it with the missing weight ``1 - alpha``;
+  - a pixel with alpha < :data:`MIN_ALPHA` is *filled*: colour and depth come from the far
+    side of its surroundings (the fill never blends across a depth edge). Its colour may be
+    the sky's (a hole against the sky shows sky), but its depth never is: the depth comes
+    from a second fill in which sky pixels are no source, so it is finite and that of the
+    farthest non-sky surface around it (the sky dome's distance is no depth estimate of
+    what a hole hides; the fill's default depth when the frame shows nothing but sky).
+    ``inf`` thus marks exactly the pixels the rendered sky covers; ``0`` no longer occurs;
+  - a frame in which nothing at all was rendered is black at the fill's default depth.
+* **The observed mask** (:func:`finish_frame`): a pixel is observed when at least half of its
+  final colour comes from observed Gaussians (confidence channel ≥ 0.5,
+  :func:`p4dsim.render.fill.observed_mask`) and it is not filled (alpha ≥ :data:`MIN_ALPHA`);
+  sky rendered from the source image counts as observed. A frame's ``coverage`` is exactly
+  the mean of its mask.
 * **Labels** of a rendered frame follow :mod:`p4dsim.labels`: the CPU path hands the actor
   masks on (rows derive the statistics), the GPU path computes the same statistics on the
   device (:mod:`p4dsim.render.gsplat.labels`).
@@ -25,6 +45,7 @@ import numpy as np
 
 from p4dsim.geometry import inv_pose
 from p4dsim.labels import alone_pixels
+from p4dsim.render.fill import fill_empty, observed_mask
 
 if TYPE_CHECKING:
     from p4dsim.render.base import Renderer, RenderOutput
@@ -51,10 +72,49 @@ def depth_rule(depth: np.ndarray, alpha: np.ndarray, sky: np.ndarray) -> np.ndar
 
 
 @dataclass
+class FinishedImages:
+    """A rendered frame's images after the last fill: rgb uint8 [H, W, 3], depth float32
+    [H, W] (metres, ``inf`` sky, no 0), observed bool [H, W] and coverage (its mean)."""
+
+    rgb: np.ndarray
+    depth: np.ndarray
+    observed: np.ndarray
+    coverage: float
+
+
+def finish_frame(
+    rgb: np.ndarray,  # [H, W, 3] float in [0, 1], composited on black
+    depth: np.ndarray,  # [H, W] rendered expected camera z (m)
+    alpha: np.ndarray,  # [H, W] accumulated opacity
+    sky: np.ndarray,  # [H, W] composited sky channel
+    confidence: np.ndarray,  # [H, W] composited confidence channel
+) -> FinishedImages:
+    """The output images of one render: :func:`depth_rule`, then the last fill
+    (:func:`p4dsim.render.fill.fill_empty`) behind it, and the observed mask (see the module
+    docstring for how sky, empty and filled pixels interact)."""
+    alpha = np.asarray(alpha, dtype=np.float32)
+    rgb = np.asarray(rgb, dtype=np.float32)
+    depth = np.asarray(depth, dtype=np.float32)
+    ruled = depth_rule(depth, alpha, sky)
+    filled_rgb, filled_depth = fill_empty(rgb, depth, alpha, seed_alpha=MIN_ALPHA)
+    # the depth of filled pixels from non-sky surfaces only
+    is_sky = np.isinf(ruled)
+    if is_sky.any():
+        no_sky = np.where(is_sky, np.float32(0.0), alpha)
+        _, filled_depth = fill_empty(rgb, depth, no_sky, seed_alpha=MIN_ALPHA)
+    out_depth = np.where(ruled > 0, ruled, filled_depth).astype(np.float32)
+    out_rgb = np.clip(np.round(filled_rgb * 255.0), 0, 255).astype(np.uint8)
+    observed = observed_mask(confidence, alpha) & (alpha >= MIN_ALPHA)
+    return FinishedImages(out_rgb, out_depth, observed, float(observed.mean()))
+
+
+@dataclass
 class RenderedFrame:
-    """One rendered frame: rgb uint8 [H, W, 3], depth float32 [H, W] (inf sky, 0 none; float16
-    from the GPU when the output asks for it), alpha float32 [H, W], coverage (observed share
-    of pixels), actor_masks float32 [H, W, A]. The GPU path returns no alpha image and no
+    """One rendered frame: rgb uint8 [H, W, 3] and depth float32 [H, W] (inf sky, > 0
+    everywhere: no empty pixel; float16 from the GPU when the output asks for it) after the
+    last fill (:func:`finish_frame`), alpha float32 [H, W] as rendered (before the fill),
+    coverage (the mean of ``observed``), actor_masks float32 [H, W, A], observed bool [H, W]
+    (pixels rendered from observed content). The GPU path returns no alpha image and no
     masks (None): it computes their statistics (``alpha_mean``, ``actor_pixels``,
     ``actor_boxes``, ``alone``) on the device instead."""
 
@@ -78,6 +138,9 @@ class RenderedFrame:
     #: rendered confidence float32 [H, W] (alpha-weighted: 1 observed, 0 synthesised or
     #: empty), whose mean is ``coverage``; None where the renderer keeps it on the device
     confidence: np.ndarray | None = None
+    #: bool [H, W]: pixels rendered from observed content (:func:`finish_frame`); None for
+    #: frames not made by a renderer
+    observed: np.ndarray | None = None
 
 
 def render_frame(scene: Scene4D, timeline: Timeline, k: int, renderer: Renderer) -> RenderedFrame:
@@ -97,18 +160,17 @@ def render_frame(scene: Scene4D, timeline: Timeline, k: int, renderer: Renderer)
     )
     alpha = out.alpha[0]
     ex = out.extra[0]
-    depth = depth_rule(out.depth[0], alpha, ex[..., CH_SKY])
-    rgb = np.clip(np.round(out.rgb[0] * 255.0), 0, 255).astype(np.uint8)
-    confidence = ex[..., CH_CONFIDENCE]
+    im = finish_frame(out.rgb[0], out.depth[0], alpha, ex[..., CH_SKY], ex[..., CH_CONFIDENCE])
     return RenderedFrame(
         k,
         float(timeline.times[k]),
-        rgb,
-        depth,
+        im.rgb,
+        im.depth,
         alpha,
-        float(np.mean(confidence)),
+        im.coverage,
         ex[..., CH_ACTORS:],
-        confidence=confidence,
+        observed=im.observed,
+        confidence=ex[..., CH_CONFIDENCE],
     )
 
 

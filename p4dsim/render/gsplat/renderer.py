@@ -10,9 +10,10 @@ Two entry points, both of the :class:`~p4dsim.render.base.Renderer` interface:
 * :meth:`GsplatRenderer.render` — numpy in, numpy out, one Gaussian set seen by C cameras;
 * :meth:`GsplatRenderer.render_steps` — a 4D scene at B time steps in one call: the scene is
   uploaded once (:mod:`p4dsim.render.gsplat.scene`), actors are posed on the GPU, the depth /
-  sky / alpha rule of :mod:`p4dsim.render.frames` and the label statistics
-  (:mod:`p4dsim.render.gsplat.labels`) are applied on the device, and only what the rows
-  need comes back to the host.
+  sky / alpha rule, the last fill and the observed mask of :mod:`p4dsim.render.frames`
+  (:func:`finish_frames_torch`) and the label statistics (:mod:`p4dsim.render.gsplat.labels`)
+  are applied on the device, and only what the rows need comes back to the host (the
+  observed masks as packed bits).
 
 gsplat compiles its CUDA kernels on first use (about a minute); that is logged once
 (:func:`~p4dsim.render.gsplat.rasterizer.load_kernels`).
@@ -29,6 +30,7 @@ import numpy as np
 from p4dsim.errors import BackendUnavailableError
 from p4dsim.geometry import inv_pose
 from p4dsim.render.base import RasterSettings, Renderer, RenderOutput, check_inputs
+from p4dsim.render.fill import fill_empty_torch, observed_mask
 from p4dsim.render.frames import (
     CH_ACTORS,
     CH_CONFIDENCE,
@@ -175,7 +177,8 @@ class GsplatRenderer(Renderer):
         """The replay's frames for time steps ``ks``, computed on the GPU; only what the
         dataset rows need comes back to the host: RGB (or, when ``output`` asks for JPEG and
         ``gpu_jpeg`` is set, its JPEG bytes encoded on the GPU through torchvision), depth
-        (float16 when ``output.depth`` is "float16"), the mean alpha, coverage, and per actor
+        (float16 when ``output.depth`` is "float16"), the observed mask (packed bits on the
+        way), the mean alpha, coverage, and per actor
         the visible pixel count, 2D box and pixels covered alone (the label rules of
         :mod:`p4dsim.labels`). Frames carry no alpha image and no actor masks. Safe to call
         from several threads."""
@@ -221,10 +224,10 @@ class GsplatRenderer(Renderer):
         with torch.no_grad():
             alpha = out.alpha
             ex = out.extra
-            depth = out.depth
-            depth = depth_rule_torch(depth, alpha, ex[..., CH_SKY])
-            rgb = torch.round(out.rgb * 255.0).clamp(0, 255).to(torch.uint8)
-            coverage = ex[..., CH_CONFIDENCE].mean(dim=(1, 2))
+            rgb, depth, observed, coverage = finish_frames_torch(
+                out.rgb, out.depth, alpha, ex[..., CH_SKY], ex[..., CH_CONFIDENCE]
+            )
+            observed_bits = pack_bits_torch(observed)
             alpha_mean = alpha.mean(dim=(1, 2))
             if A:
                 T_ac = inv_pose(poses) @ T_world_cam[:, None]  # T_actor_camera [B, A, 4, 4]
@@ -240,10 +243,11 @@ class GsplatRenderer(Renderer):
             if jpegs is not None:  # the JPEG bytes are all the rows need of the picture
                 rgb = rgb[:, :0, :0]
             bgr = rgb.flip(-1)  # OpenCV's channel order: encoded without a conversion
-            bgr_h, depth_h, am_h, cov_h, pix_h, box_h, alone_h = to_host(
-                bgr, depth, alpha_mean, coverage, pixels, boxes, alone
+            bgr_h, depth_h, obs_h, am_h, cov_h, pix_h, box_h, alone_h = to_host(
+                bgr, depth, observed_bits, alpha_mean, coverage, pixels, boxes, alone
             )
         frames = []
+        n_px = cam.height * cam.width
         for i, k in enumerate(ks):
             fr = RenderedFrame(
                 k,
@@ -257,6 +261,9 @@ class GsplatRenderer(Renderer):
                 actor_pixels=pix_h[i],
                 actor_boxes=box_h[i],
                 alpha_mean=float(am_h[i]),
+                observed=np.unpackbits(obs_h[i], count=n_px)
+                .reshape(cam.height, cam.width)
+                .view(bool),
             )
             if jpegs is not None:
                 fr.encoded_rgb = ("jpeg", jpegs[i])
@@ -278,3 +285,44 @@ def depth_rule_torch(
     is_sky = sky > SKY_SHARE * alpha.clamp(min=1e-6)
     depth = torch.where(is_sky, float("inf"), depth)
     return torch.where(alpha < MIN_ALPHA, 0.0, depth)
+
+
+def finish_frames_torch(
+    rgb: torch.Tensor,  # [B, H, W, 3] float in [0, 1], composited on black
+    depth: torch.Tensor,  # [B, H, W] rendered expected camera z (m)
+    alpha: torch.Tensor,  # [B, H, W]
+    sky: torch.Tensor,  # [B, H, W] composited sky channel
+    confidence: torch.Tensor,  # [B, H, W] composited confidence channel
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`p4dsim.render.frames.finish_frame` on the device, batched, without a host
+    synchronisation: (rgb uint8 [B, H, W, 3], depth float32 [B, H, W] with no empty pixel,
+    observed bool [B, H, W], coverage float32 [B] = the mean of ``observed``)."""
+    import torch
+
+    rgb, depth, alpha = rgb.float(), depth.float(), alpha.float()
+    ruled = depth_rule_torch(depth, alpha, sky)
+    filled_rgb, _ = fill_empty_torch(rgb, depth, alpha, seed_alpha=MIN_ALPHA)
+    # the depth of filled pixels from non-sky surfaces only (two calls: half the peak memory)
+    no_sky = alpha.masked_fill(torch.isinf(ruled), 0.0)
+    _, filled_depth = fill_empty_torch(rgb, depth, no_sky, seed_alpha=MIN_ALPHA)
+    out_depth = torch.where(ruled > 0, ruled, filled_depth)
+    out_rgb = torch.round(filled_rgb * 255.0).clamp(0, 255).to(torch.uint8)
+    observed = observed_mask(confidence, alpha) & (alpha >= MIN_ALPHA)
+    coverage = observed.float().mean(dim=(-2, -1))
+    return out_rgb, out_depth, observed, coverage
+
+
+def pack_bits_torch(mask: torch.Tensor) -> torch.Tensor:
+    """bool [B, H, W] -> uint8 [B, ceil(H*W / 8)]: row-major bits, the first pixel in the
+    most significant bit, as :func:`numpy.packbits` packs them (``numpy.unpackbits(row,
+    count=H*W)`` restores the mask); an eighth of the bytes to copy to the host."""
+    import torch
+
+    B = mask.shape[0]
+    flat = mask.reshape(B, -1).to(torch.uint8)
+    pad = (-flat.shape[1]) % 8
+    if pad:
+        flat = torch.nn.functional.pad(flat, (0, pad))
+    # shifts made on the device (a tensor built from a list would be a synchronising copy)
+    shifts = torch.arange(7, -1, -1, device=mask.device).to(torch.uint8)
+    return (flat.reshape(B, -1, 8) << shifts).sum(dim=-1, dtype=torch.uint8)
