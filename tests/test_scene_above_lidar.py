@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from p4dsim.scene.depth import (
+from p4dsim.scene.unsupported import (
     ENCLOSED,
     EXTENDED,
     GUESSED,

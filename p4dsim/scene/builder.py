@@ -3,7 +3,7 @@
 1. Dense depth: LiDAR z-buffered into the image and completed; above the LiDAR's field of
    view, surfaces it sees continued upward through the image, sky only where the image
    says sky (put on a far dome), the rest far in inverse depth
-   (:func:`~p4dsim.scene.depth.depth_above_lidar`).
+   (:func:`~p4dsim.scene.unsupported.depth_above_lidar`).
 2. One Gaussian per pixel (or per ``stride``×``stride`` block), unprojected at its depth,
    flattened along the surface normal and shaped to the pixel's footprint on the surface, so
    that at the source view each projects to an isotropic blob of ``footprint_sigma_px``.
@@ -27,13 +27,11 @@ from p4dsim.errors import ConfigError
 from p4dsim.geometry import (
     inv_pose,
     pose_from_xyz_yaw,
-    ray_box_interval,
     rotmat_to_quat,
     transform_points,
 )
 from p4dsim.scene.depth import (
     complete_depth,
-    depth_above_lidar,
     detect_sky,
     lidar_confidence,
     prior_depth,
@@ -52,7 +50,9 @@ from p4dsim.scene.layers import (
 )
 from p4dsim.scene.motion import RigidMotion
 from p4dsim.scene.scene4d import Actor, Scene4D
-from p4dsim.scene.segment import VehicleMasks, segment_vehicles
+from p4dsim.scene.segment import segment_vehicles
+from p4dsim.scene.unsupported import depth_above_lidar
+from p4dsim.scene.vehicles import _box_volume, _join_box_pixels, vehicle_depth
 from p4dsim.types import DepthSource, Frame
 
 
@@ -245,32 +245,6 @@ def _gaussians(
     )
 
 
-def _ray_hits_box(
-    local: np.ndarray,  # [n, 3] points in the box frame
-    T_box_camera: np.ndarray,  # [4, 4]
-    size,  # (l, w, h) of the box (m)
-    near_half: np.ndarray,  # [3] only points within half + 1 m are tested
-    tol: float = 0.05,
-) -> np.ndarray:
-    """(bool [n], float [n]): points whose camera ray meets the box and that lie between
-    ``1 - tol`` times the ray's entry distance and its exit (surface samples of the actor that
-    depth smoothing pulled slightly in front of it, where its bottom meets the road), and the
-    factor along the ray that moves each such point onto the box (1 when already inside)."""
-    out = np.zeros(len(local), bool)
-    push = np.ones(len(local))
-    cand = np.nonzero(np.all(np.abs(local) <= near_half + 1.0, axis=1))[0]
-    if len(cand) == 0:
-        return out, push
-    o = np.asarray(T_box_camera, dtype=np.float64)[:3, 3]
-    dr = local[cand].astype(np.float64) - o  # t = 1 at the point
-    tmin, tmax = ray_box_interval(o, dr, np.asarray(size, dtype=np.float64) / 2)
-    hit = (tmax >= np.maximum(tmin, 0)) & (tmin > 0)
-    ok = hit & (tmin * (1 - tol) <= 1.0) & (1.0 <= tmax)
-    out[cand] = ok
-    push[cand] = np.where(ok, np.maximum(tmin, 1.0), 1.0)
-    return out, push
-
-
 def build_scene(frame: Frame, config: BuildConfig | None = None) -> Scene4D:
     """Build the 4D Gaussian scene of one frame (see module docstring)."""
     cfg = config or BuildConfig()
@@ -391,105 +365,6 @@ def build_scene(frame: Frame, config: BuildConfig | None = None) -> Scene4D:
         ego_velocity=np.asarray(frame.ego_velocity),
         depth_confidence=depth_conf,
     )
-
-
-def vehicle_depth(
-    dense: np.ndarray, seg: VehicleMasks, support: np.ndarray | None = None, tol: float = 0.1
-) -> np.ndarray:
-    """``dense`` [H, W] with every vehicle pixel whose depth does not place it on its box
-    (nearer than ``1 - tol`` times where its ray enters the box, or beyond where it leaves the
-    grown box: structure above the LiDAR, depth completed from the background) given the depth
-    of the nearest pixel of the same vehicle below it in its column whose depth is on the box
-    (vertical surfaces keep their camera depth along an image column), else above it, else the
-    depth where its ray enters the box (its visible face). With ``support`` [H, W] (LiDAR
-    confidence of the depth, 1 next to a return), only pixels without LiDAR support move: a
-    measured depth is kept even where the mask may be wrong."""
-    lab = seg.labels
-    off = (lab >= 0) & ((dense < (1 - tol) * seg.face) | (dense > seg.exit))
-    if support is not None:
-        off &= support < 1.0
-    if not off.any():
-        return dense
-    out = dense.copy()
-    H, W = dense.shape
-    for bi in np.unique(lab[off]):
-        m = lab == bi
-        cols = np.nonzero(m.any(axis=0))[0]
-        c0, c1 = cols[0], cols[-1] + 1
-        mw, ow = m[:, c0:c1], off[:, c0:c1]
-        good = np.where(mw & ~ow, dense[:, c0:c1], np.nan)
-        below = np.full(good.shape, np.nan, np.float32)
-        last = np.full(c1 - c0, np.nan, np.float32)
-        for r in range(H - 1, -1, -1):
-            below[r] = last
-            last = np.where(np.isnan(good[r]), last, good[r])
-        above = np.full(good.shape, np.nan, np.float32)
-        last = np.full(c1 - c0, np.nan, np.float32)
-        for r in range(H):
-            above[r] = last
-            last = np.where(np.isnan(good[r]), last, good[r])
-        fill = np.where(np.isnan(below), above, below)
-        fill = np.where(np.isnan(fill), seg.face[:, c0:c1], fill)
-        out[:, c0:c1] = np.where(ow, fill, out[:, c0:c1])
-    return out.astype(np.float32)
-
-
-def _join_box_pixels(
-    seg, dense, cam, boxes, ground, sky, clearance, pad_px: int = 8, margin: float = 0.1
-) -> None:
-    """The box test beside the segmentation: unlabelled pixels whose depth puts them inside a
-    (not grown) box, above the ground, and that connect to its mask join it (in place), so that
-    no part of a vehicle stays behind where the depth says it is there (its rim, the bottom
-    rows that the ground seeds claimed)."""
-    H, W = dense.shape
-    Kinv = np.linalg.inv(cam.K)
-    n_g, d_g = ground
-    for bi, box in enumerate(boxes):
-        m = seg.labels == bi
-        if not m.any():
-            continue
-        rows = np.nonzero(m.any(axis=1))[0]
-        cols = np.nonzero(m.any(axis=0))[0]
-        r0, r1 = max(rows[0] - pad_px, 0), min(rows[-1] + pad_px + 1, H)
-        c0, c1 = max(cols[0] - pad_px, 0), min(cols[-1] + pad_px + 1, W)
-        vv, uu = np.mgrid[r0:r1, c0:c1]
-        free = (seg.labels[r0:r1, c0:c1] < 0) & ~sky[r0:r1, c0:c1]
-        rays = np.stack([uu + 0.5, vv + 0.5, np.ones_like(uu)], axis=-1).reshape(-1, 3) @ Kinv.T
-        P = transform_points(cam.T_ego_camera, rays * dense[r0:r1, c0:c1].reshape(-1, 1))
-        local = transform_points(inv_pose(pose_from_xyz_yaw(box.center, box.yaw)), P)
-        ok = np.all(np.abs(local) <= np.asarray(box.size) / 2 + margin, axis=1)
-        ok &= P @ n_g + d_g > clearance
-        cand = free & ok.reshape(free.shape)
-        mw = m[r0:r1, c0:c1]
-        n, lab = cv2.connectedComponents((cand | mw).astype(np.uint8), connectivity=8)
-        touch = np.unique(lab[mw])
-        join = cand & np.isin(lab, touch[touch > 0])
-        jv, ju = np.nonzero(join)
-        jv, ju = jv + r0, ju + c0
-        seg.labels[jv, ju] = bi
-        seg.face[jv, ju] = dense[jv, ju]
-        seg.exit[jv, ju] = dense[jv, ju]
-
-
-def _box_volume(g, box, cam, cfg, height_above, taken, is_sky, n_grid, anchor) -> np.ndarray:
-    """bool [len(g)]: the box-volume rule (``vehicle_masks`` off): Gaussians inside the grown
-    box, or on a ray through it just in front of it (moved onto it), above the ground."""
-    T_wa = pose_from_xyz_yaw(box.center, box.yaw)
-    local = transform_points(inv_pose(T_wa), g.means)
-    half = np.asarray(box.size) / 2 + cfg.box_grow_m
-    core = np.all(np.abs(local) <= np.asarray(box.size) / 2, axis=1)
-    hits, push = _ray_hits_box(local, inv_pose(T_wa) @ cam.T_ego_camera, box.size, half)
-    core |= hits
-    clearance = np.where(core, cfg.core_clearance_m, cfg.ground_clearance_m)
-    inside = core | np.all(np.abs(local) <= half, axis=1)
-    inside &= (height_above > clearance) & ~taken & ~is_sky
-    if len(g) > n_grid:  # backing discs go where the pixel they back went
-        inside[n_grid:] = inside[:n_grid][anchor]
-    moved = inside & (push > 1.0)
-    if moved.any():  # onto the box surface, along the source ray
-        o = cam.T_ego_camera[:3, 3]
-        g.means[moved] = (o + push[moved, None] * (g.means[moved] - o)).astype(np.float32)
-    return inside
 
 
 def _backing(img, dense, sky, cam, cfg) -> tuple[GaussianSet, np.ndarray]:
