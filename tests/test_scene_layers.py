@@ -229,3 +229,16 @@ def test_background_fill_never_uses_nearer_sources():
     # A target at the near depth may take both sides (both are at least as far as it).
     out = background_fill(img, depth, hole, np.full((h, w), 4.0))
     assert out[hole][:, 0].max() > 150
+
+
+def test_build_is_deterministic_within_a_process(toytown):
+    """Building the same frame twice in one process gives the same scene bit for bit (the
+    vehicle masks' GrabCut draws from OpenCV's global random generator, which must not carry
+    state from one build to the next: augment workers build many frames each)."""
+    _, frame = toytown
+    a, b = build_scene(frame), build_scene(frame)
+    assert len(a.static) == len(b.static)
+    np.testing.assert_array_equal(a.static.means, b.static.means)
+    np.testing.assert_array_equal(a.static.colors, b.static.colors)
+    for x, y in zip(a.actors, b.actors, strict=True):
+        np.testing.assert_array_equal(x.gaussians.means, y.gaussians.means)

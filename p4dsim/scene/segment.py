@@ -233,6 +233,10 @@ def grabcut_mask(
         return hull & ~bg
     bgd = np.zeros((1, 65), np.float64)
     fgd = np.zeros((1, 65), np.float64)
+    # GrabCut starts its colour models with k-means seeded from OpenCV's global random
+    # generator, which every call advances: reset it so that a box's mask depends on the frame
+    # alone, not on what this process segmented before (same scene in every worker).
+    cv2.setRNGSeed(0)
     try:
         cv2.grabCut(
             np.ascontiguousarray(image[..., ::-1]),
