@@ -36,7 +36,12 @@ if TYPE_CHECKING:
 class RasterSettings:
     """Rasterization constants every backend must honour (gsplat's defaults where it has them)."""
 
-    eps2d: float = 0.1  #: pixels², added to each 2D covariance (gsplat's default is 0.3; p4dsim scenes are built for 0.1)
+    #: pixels², added to each 2D covariance (gsplat's default is 0.3). Kept small: a scene's
+    #: Gaussians carry their own source-pixel footprint (``BuildConfig.footprint_sigma_px``,
+    #: 0.49² + 0.02 ≈ 0.26 px² at the source view), and a fixed screen-space term does not
+    #: grow when a view magnifies a surface, so a large one would leave gaps between
+    #: neighbouring Gaussians there (dotted surfaces when the camera approaches them).
+    eps2d: float = 0.02
     near: float = 0.01  #: metres; Gaussians with camera z below are culled
     far: float = 1.0e10  #: metres; Gaussians with camera z above are culled
     min_alpha: float = 1.0 / 255.0

@@ -61,7 +61,7 @@ class BuildConfig:
     """Scene builder settings."""
 
     stride: int = 1  #: one Gaussian per stride×stride pixels
-    footprint_sigma_px: float = 0.4  #: source-view standard deviation of each Gaussian (px)
+    footprint_sigma_px: float = 0.49  #: source-view standard deviation of each Gaussian (px)
     thickness_ratio: float = 0.05  #: normal-axis scale relative to the footprint
     opacity: float = 0.999
     sky_depth: float = 1000.0  #: metres; where sky is placed
