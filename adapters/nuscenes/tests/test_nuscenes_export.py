@@ -100,6 +100,9 @@ def test_export_loads_in_devkit_and_boxes_match(shifted):
             if a["box2d"] is None or (a["visible_fraction"] or 0) <= 0.5:
                 continue
             ref = _devkit_box2d(b.corners(), K, sd["width"], sd["height"])
+            # Splats reach past the geometric silhouette by about their footprint: the devkit's
+            # box grown by 2 px (a 400 px wide render) still holds the rendered visible pixels.
+            ref = [ref[0] - 2.0, ref[1] - 2.0, ref[2] + 2.0, ref[3] + 2.0]
             q = a["box2d"]
             iw = max(0.0, min(ref[2], q[2]) - max(ref[0], q[0]))
             ih = max(0.0, min(ref[3], q[3]) - max(ref[1], q[1]))
