@@ -25,3 +25,30 @@ def real_data() -> Path:
             "real sample data not found: set P4DSIM_REAL_DATA or place it at ../shared/data"
         )
     return d
+
+
+@pytest.fixture
+def run(monkeypatch, capsys, tmp_path):
+    """run(*args) -> (exit status, stdout, stderr) of ``p4dsim ARGS`` run in-process (through
+    ``cli.main``, so exit statuses are the command's), in ``tmp_path`` as working directory;
+    the signal handlers the command installs are restored afterwards."""
+    import signal
+    import sys
+
+    from p4dsim import cli
+
+    monkeypatch.chdir(tmp_path)
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def _run(*args: str):
+        monkeypatch.setattr(sys, "argv", ["p4dsim", *args])
+        try:
+            with pytest.raises(SystemExit) as e:
+                cli.main()
+        finally:
+            for s, h in saved.items():
+                signal.signal(s, h)
+        out, err = capsys.readouterr()
+        return e.value.code, out, err
+
+    return _run

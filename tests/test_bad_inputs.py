@@ -10,36 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import sys
 from pathlib import Path
 
 import pytest
 
-from p4dsim import cli
-
 TINY = "source: {adapter: toytown, width: 64, height: 24, frames: 5}\n"
 OK_BODY = TINY + "duration_s: 0.2\nfps: 10\n"
-
-
-@pytest.fixture
-def run(monkeypatch, capsys, tmp_path):
-    """run(*args) -> (exit status, stdout, stderr), in ``tmp_path`` as working directory."""
-    monkeypatch.chdir(tmp_path)
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def _run(*args: str):
-        monkeypatch.setattr(sys, "argv", ["p4dsim", *args])
-        try:
-            with pytest.raises(SystemExit) as e:
-                cli.main()
-        finally:
-            for s, h in saved.items():
-                signal.signal(s, h)
-        out, err = capsys.readouterr()
-        return e.value.code, out, err
-
-    return _run
 
 
 def _snapshot(root: Path) -> set[str]:

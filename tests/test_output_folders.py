@@ -5,14 +5,11 @@ writer is refused, staged data is invisible to glob readers, and the dataset car
 from __future__ import annotations
 
 import json
-import signal
-import sys
 
 import numpy as np
 import pyarrow.dataset as pads
 import pytest
 
-from p4dsim import cli
 from p4dsim.io.dataset import DatasetWriter, read_manifest, read_table
 from p4dsim.io.outdir import LOCK_NAME, STAGING_PREFIX, OutputFolder
 
@@ -20,25 +17,6 @@ BODY = (
     "source: {adapter: toytown, width: 48, height: 24, frames: 5}\n"
     "duration_s: 0.3\nfps: 10\noutput: {rows_per_shard: 2}\n"
 )
-
-
-@pytest.fixture
-def run(monkeypatch, capsys, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def _run(*args: str):
-        monkeypatch.setattr(sys, "argv", ["p4dsim", *args])
-        try:
-            with pytest.raises(SystemExit) as e:
-                cli.main()
-        finally:
-            for s, h in saved.items():
-                signal.signal(s, h)
-        out, err = capsys.readouterr()
-        return e.value.code, out, err
-
-    return _run
 
 
 def test_rerun_keeps_user_files_and_replaces_only_its_own(run, tmp_path):
