@@ -207,6 +207,30 @@ def read_manifest(dataset_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def export_rows(
+    dataset_dir: Path, out_dir: Path
+) -> tuple[list[dict[str, Any]], dict[tuple[str, str, int], list[dict[str, Any]]]]:
+    """What an exporter reads from a dataset: its frame rows and, per (run_id, variant_id,
+    frame_index), that frame's actor rows. Raises :class:`~p4dsim.errors.SourceError` when
+    ``dataset_dir`` is no p4dsim dataset and :class:`OutputError` when ``out_dir`` exists and
+    is not a folder."""
+    from p4dsim.errors import SourceError
+
+    dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
+    if not (dataset_dir / "manifest.json").is_file():
+        raise SourceError(
+            f"{dataset_dir} is not a p4dsim dataset (no manifest.json; expected the folder "
+            "written by p4dsim replay with manifest.json, frames/ and actors/)"
+        )
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"export output {out_dir} exists and is not a folder")
+    frames = read_table(dataset_dir, FRAMES).to_pylist()
+    by_frame: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for a in read_table(dataset_dir, ACTORS).to_pylist():
+        by_frame.setdefault((a["run_id"], a["variant_id"], a["frame_index"]), []).append(a)
+    return frames, by_frame
+
+
 def read_table(dataset_dir: Path, table: str = "frames") -> pa.Table:
     """One table of a dataset, all shards in manifest order."""
     manifest = read_manifest(dataset_dir)

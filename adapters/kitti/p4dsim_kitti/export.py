@@ -95,21 +95,10 @@ class KittiExporter(Exporter):
     description = "KITTI object layout (image_2, label_2, calib, depth) for detector training"
 
     def export(self, dataset_dir: Path, out_dir: Path) -> ExportSummary:
-        from p4dsim.io.dataset import atomic_write_bytes, read_table
+        from p4dsim.io.dataset import atomic_write_bytes, export_rows
 
         dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
-        if not (dataset_dir / "manifest.json").is_file():
-            raise SourceError(
-                f"{dataset_dir} is not a p4dsim dataset (no manifest.json; expected the folder "
-                "written by p4dsim replay with manifest.json, frames/ and actors/)"
-            )
-        if out_dir.exists() and not out_dir.is_dir():
-            raise OutputError(f"export output {out_dir} exists and is not a folder")
-        frames = read_table(dataset_dir, "frames").to_pylist()
-        actors = read_table(dataset_dir, "actors").to_pylist()
-        by_frame: dict[tuple, list[dict]] = {}
-        for a in actors:
-            by_frame.setdefault((a["run_id"], a["variant_id"], a["frame_index"]), []).append(a)
+        frames, by_frame = export_rows(dataset_dir, out_dir)
         frames.sort(key=lambda r: (r["run_id"], r["variant_id"], r["frame_index"]))
         for sub in ("image_2", "label_2", "calib", "depth"):
             (out_dir / sub).mkdir(parents=True, exist_ok=True)

@@ -174,24 +174,13 @@ class NuScenesExporter(Exporter):
 
     def export(self, dataset_dir: Path, out_dir: Path) -> ExportSummary:
         from p4dsim.io.codecs import decode_rgb, encode_rgb
-        from p4dsim.io.dataset import atomic_write_bytes, read_manifest, read_table
+        from p4dsim.io.dataset import atomic_write_bytes, export_rows, read_manifest
 
         dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
-        if not (dataset_dir / "manifest.json").is_file():
-            raise SourceError(
-                f"{dataset_dir} is not a p4dsim dataset (no manifest.json; expected the folder "
-                "written by p4dsim replay with manifest.json, frames/ and actors/)"
-            )
-        if out_dir.exists() and not out_dir.is_dir():
-            raise OutputError(f"export output {out_dir} exists and is not a folder")
+        frames, by_frame = export_rows(dataset_dir, out_dir)
         manifest = read_manifest(dataset_dir)
         src_cats = source_categories(manifest)
         source_log = str((manifest.get("source") or {}).get("scene") or "")
-        frames = read_table(dataset_dir, "frames").to_pylist()
-        actors = read_table(dataset_dir, "actors").to_pylist()
-        by_frame: dict[tuple, list[dict]] = {}
-        for a in actors:
-            by_frame.setdefault((a["run_id"], a["variant_id"], a["frame_index"]), []).append(a)
         runs: dict[tuple[str, str], list[dict]] = {}
         for fr in frames:
             runs.setdefault((fr["run_id"], fr["variant_id"]), []).append(fr)
