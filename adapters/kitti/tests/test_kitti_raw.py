@@ -9,8 +9,8 @@ import pytest
 from p4dsim_kitti.oxts import oxts_poses, parse_oxts_lines
 from p4dsim_kitti.raw import KittiRawAdapter, KittiRawLog
 
+from p4dsim.calibration import edge_alignment
 from p4dsim.errors import ConfigError, SourceError
-from p4dsim.geometry import inv_pose, project, transform_points
 from p4dsim.plugins import validate_options
 
 DRIVE = "2011_09_26/2011_09_26_drive_0052_sync"
@@ -55,53 +55,14 @@ def test_oxts_poses_match_pykitti(kitti_raw_dir):
     np.testing.assert_allclose(ours, ref, atol=1e-9)
 
 
-def _edge_map(image: np.ndarray) -> np.ndarray:
-    """Closeness to the nearest Canny edge, exp(-distance / 2 px), [H, W]."""
-    import cv2
-
-    gray = cv2.GaussianBlur(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), (5, 5), 1.0)
-    edges = cv2.Canny(gray, 50, 150)
-    d = cv2.distanceTransform((edges == 0).astype(np.uint8), cv2.DIST_L2, 3)
-    return np.exp(-d / 2.0)
-
-
-def _depth_discontinuities(frame, du: float, dv: float) -> np.ndarray:
-    """[H, W] strength of depth discontinuities of the LiDAR z-buffer (foreground side),
-    projected with the frame's camera shifted by (du, dv) pixels."""
-    import cv2
-
-    cam = frame.camera
-    pc = transform_points(inv_pose(cam.T_ego_camera), frame.lidar)
-    uv, z = project(cam.K, pc[pc[:, 2] > 1.0])
-    j = np.floor(uv[:, 0] + du).astype(int)
-    i = np.floor(uv[:, 1] + dv).astype(int)
-    ok = (j >= 0) & (j < cam.width) & (i >= 0) & (i < cam.height)
-    depth = np.full((cam.height, cam.width), np.inf, np.float32)
-    np.minimum.at(depth, (i[ok], j[ok]), z[ok].astype(np.float32))
-    valid = np.isfinite(depth)
-    d0 = np.where(valid, depth, 0).astype(np.float32)
-    far = cv2.dilate(d0, np.ones((5, 9), np.uint8))
-    jump = np.where(valid, np.clip(far - d0, 0, None) / np.maximum(d0, 1.0), 0.0)
-    return np.sqrt(np.minimum(jump, 1.0))
-
-
 def test_lidar_depth_edges_land_on_image_edges(kitti_raw_dir):
     """Depth discontinuities of the projected LiDAR coincide with image edges better with the
     loaded calibration than with the calibration shifted 5 px in any direction."""
     log = _open(kitti_raw_dir)
     frames = [log.frame(i) for i in range(len(log))]
-    edges = [_edge_map(f.image) for f in frames]
-
-    def score(du, dv):
-        num = den = 0.0
-        for f, e in zip(frames, edges, strict=True):
-            disc = _depth_discontinuities(f, du, dv)
-            num += float((disc * e).sum())
-            den += float(disc.sum())
-        return num / den
-
-    s0 = score(0.0, 0.0)
-    shifted = {s: score(*s) for s in ((5.0, 0.0), (-5.0, 0.0), (0.0, 5.0), (0.0, -5.0))}
+    shifts = [(5.0, 0.0), (-5.0, 0.0), (0.0, 5.0), (0.0, -5.0)]
+    s0, *others = edge_alignment(frames, [(0.0, 0.0), *shifts])
+    shifted = dict(zip(shifts, others, strict=True))
     assert all(s0 > v for v in shifted.values()), (s0, shifted)
 
 

@@ -10,6 +10,7 @@ from p4dsim_nuscenes.categories import label_of
 from p4dsim_nuscenes.lidar import load_pcd_bin
 from p4dsim_nuscenes.log import PIXEL_OFFSET, record_pose
 
+from p4dsim.calibration import edge_alignment
 from p4dsim.errors import ConfigError, SourceError
 from p4dsim.geometry import inv_pose, project, transform_points
 from p4dsim.plugins import get_adapter, validate_options
@@ -73,52 +74,13 @@ def nus_root_file(log, sd):
     return log.root / sd["filename"]
 
 
-def _edge_map(image: np.ndarray) -> np.ndarray:
-    """Closeness to the nearest Canny edge, exp(-distance / 2 px), [H, W]."""
-    import cv2
-
-    gray = cv2.GaussianBlur(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), (5, 5), 1.0)
-    edges = cv2.Canny(gray, 50, 150)
-    d = cv2.distanceTransform((edges == 0).astype(np.uint8), cv2.DIST_L2, 3)
-    return np.exp(-d / 2.0)
-
-
-def _depth_discontinuities(frame, du: float, dv: float) -> np.ndarray:
-    """[H, W] depth discontinuities of the LiDAR z-buffer (foreground side), projected with
-    the frame's camera shifted by (du, dv) pixels (the check of the KITTI plugin)."""
-    import cv2
-
-    cam = frame.camera
-    pc = transform_points(inv_pose(cam.T_ego_camera), frame.lidar)
-    uv, z = project(cam.K, pc[pc[:, 2] > 1.0])
-    j = np.floor(uv[:, 0] + du).astype(int)
-    i = np.floor(uv[:, 1] + dv).astype(int)
-    ok = (j >= 0) & (j < cam.width) & (i >= 0) & (i < cam.height)
-    depth = np.full((cam.height, cam.width), np.inf, np.float32)
-    np.minimum.at(depth, (i[ok], j[ok]), z[ok].astype(np.float32))
-    valid = np.isfinite(depth)
-    d0 = np.where(valid, depth, 0).astype(np.float32)
-    far = cv2.dilate(d0, np.ones((5, 9), np.uint8))
-    jump = np.where(valid, np.clip(far - d0, 0, None) / np.maximum(d0, 1.0), 0.0)
-    return np.sqrt(np.minimum(jump, 1.0))
-
-
 def test_lidar_depth_edges_land_on_image_edges(nus_log):
     """Depth discontinuities of the compensated LiDAR coincide with image edges better than
     with the projection shifted 5 px in any direction (8 keyframes across the scene)."""
     frames = [nus_log.frame(i) for i in range(0, 41, 5)]
-    edges = [_edge_map(f.image) for f in frames]
-
-    def score(du, dv):
-        num = den = 0.0
-        for f, e in zip(frames, edges, strict=True):
-            disc = _depth_discontinuities(f, du, dv)
-            num += float((disc * e).sum())
-            den += float(disc.sum())
-        return num / den
-
-    s0 = score(0.0, 0.0)
-    shifted = {s: score(*s) for s in ((5.0, 0.0), (-5.0, 0.0), (0.0, 5.0), (0.0, -5.0))}
+    shifts = [(5.0, 0.0), (-5.0, 0.0), (0.0, 5.0), (0.0, -5.0)]
+    s0, *others = edge_alignment(frames, [(0.0, 0.0), *shifts])
+    shifted = dict(zip(shifts, others, strict=True))
     assert all(s0 > v for v in shifted.values()), (s0, shifted)
 
 
