@@ -58,6 +58,38 @@ def _cpu_rasterize(settings, means, quats, scales, opacities, feats, viewmats, K
     return back(outs, D), back(depths), back(alphas)
 
 
+def _cpu_rasterize_steps(settings, static, actors, feats, n_main, viewmats, Ks, w, h, mask):
+    """``p4dsim.render.gsplat.rasterizer.rasterize_steps`` through the CPU renderer: each
+    step's Gaussians composed (static, then that step's actors) and drawn whole; the
+    channels after ``n_main`` kept only on the tiles of ``mask``."""
+    B = int(viewmats.shape[0])
+    parts = []
+    if static is not None:
+        parts.append([x.expand(B, *x.shape) for x in static])
+    if actors is not None:
+        parts.append(list(actors))
+    g = [torch.cat(x, dim=1) for x in zip(*parts, strict=True)]
+    fb = feats.expand(B, *feats.shape)
+    f, d, a = _cpu_rasterize(settings, *g, fb, viewmats[:, None], Ks[:, None], w, h, None)
+    f, d, a = f[:, 0], d[:, 0], a[:, 0]
+    rest = None
+    if feats.shape[-1] > n_main:
+        t = int(settings.tile_size)
+        px = mask.repeat_interleave(t, 1).repeat_interleave(t, 2)[:, :h, :w]
+        rest = f[..., n_main:] * px[..., None]
+    return f[..., :n_main], d, a, rest
+
+
+def _cpu_rasterize_windows(settings, means, quats, scales, opacities, viewmats, Ks, w, h):
+    """``p4dsim.render.gsplat.rasterizer.rasterize_windows`` through the CPU renderer."""
+    P, M = means.shape[:2]
+    feats = torch.zeros((P, M, 1))
+    _, d, a = _cpu_rasterize(
+        settings, means, quats, scales, opacities, feats, viewmats[:, None], Ks[:, None], w, h, None
+    )
+    return d[:, 0], a[:, 0]
+
+
 def test_gpu_frame_assembly_matches_the_cpu_path(monkeypatch):
     import p4dsim.render.gsplat.labels as glabels
     import p4dsim.render.gsplat.renderer as grenderer
@@ -71,8 +103,8 @@ def test_gpu_frame_assembly_matches_the_cpu_path(monkeypatch):
     from p4dsim.scene.builder import build_scene
     from p4dsim.source import SourceSpec
 
-    for mod in (gscene, glabels):
-        monkeypatch.setattr(mod, "rasterize", _cpu_rasterize)
+    monkeypatch.setattr(gscene, "rasterize_steps", _cpu_rasterize_steps)
+    monkeypatch.setattr(glabels, "rasterize_windows", _cpu_rasterize_windows)
     monkeypatch.setattr(
         grenderer, "to_host", lambda *ts: [t.detach().cpu().numpy().copy() for t in ts]
     )

@@ -162,3 +162,36 @@ def test_torch_fill_on_cuda_equals_cpu():
     g_rgb, g_d = fill_empty_torch(*[x.cuda() for x in batch])
     np.testing.assert_allclose(g_rgb.cpu().numpy(), c_rgb.numpy(), atol=1e-5)
     np.testing.assert_allclose(g_d.cpu().numpy(), c_d.numpy(), rtol=1e-5)
+
+
+def _random_frames(B=3, H=75, W=123, seed=0):
+    """Random surfaces at two depths with holes, partial alpha, sky (inf) and odd sizes."""
+    rng = np.random.default_rng(seed)
+    rgb = rng.uniform(0, 1, (B, H, W, 3)).astype(np.float32)
+    depth = np.where(rng.uniform(size=(B, H, W)) < 0.5, 4.0, 40.0).astype(np.float32)
+    depth *= rng.uniform(0.9, 1.1, (B, H, W)).astype(np.float32)
+    alpha = rng.uniform(0.4, 1.0, (B, H, W)).astype(np.float32)
+    alpha[:, 20:30, 40:70] = 0.0  # a hole
+    alpha[rng.uniform(size=(B, H, W)) < 0.1] = 0.0  # scattered empty pixels
+    depth[:, :8] = np.inf  # sky rows
+    depth[alpha == 0] = 0.0
+    return rgb * alpha[..., None], depth, alpha
+
+
+def test_fused_cuda_fill_equals_torch():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device here; the fused kernels are checked where one exists")
+    from p4dsim.render.gsplat.fill_kernels import _module, fill_empty_cuda
+
+    if _module() is None:
+        pytest.skip("the fill kernels could not be compiled here (no CUDA compiler)")
+    for seed, (H, W) in enumerate([(75, 123), (64, 64), (2, 3), (375, 1242)]):
+        batch = [torch.from_numpy(x).cuda() for x in _random_frames(2, H, W, seed)]
+        r_rgb, r_d = fill_empty_torch(*batch)
+        k_rgb, k_d = fill_empty_cuda(*batch)
+        np.testing.assert_allclose(k_rgb.cpu().numpy(), r_rgb.cpu().numpy(), atol=2e-5)
+        r, k = r_d.cpu().numpy(), k_d.cpu().numpy()
+        np.testing.assert_array_equal(np.isinf(k), np.isinf(r))
+        fin = np.isfinite(r)
+        np.testing.assert_allclose(k[fin], r[fin], rtol=2e-5)

@@ -11,11 +11,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from p4dsim.geometry import BOX_CORNER_SIGNS, rot_z, rotmat_to_quat, yaw_of
-from p4dsim.labels import BOX_TOL_M, projected_bounds
+from p4dsim.geometry import rotmat_to_quat
 from p4dsim.render.base import RasterSettings
-from p4dsim.render.gsplat.rasterizer import rasterize
-from p4dsim.render.gsplat.scene import SceneTensors, quat_mul
+from p4dsim.render.gsplat.rasterizer import rasterize_windows
+from p4dsim.render.gsplat.scene import SceneTensors, grown_box_bounds, quat_mul
 
 if TYPE_CHECKING:
     import torch
@@ -68,8 +67,8 @@ def alone_pixels(
     """Pixels [B, A] each actor covers rendered alone (opacity > 0.5, surface inside its
     box), as :func:`p4dsim.labels.alone_pixels`. Every (step, actor) in view is drawn in
     one gsplat call, each in a window of the image around the projection of its box grown
-    as for the inside test (no pixel outside it can count; one window size for all, the
-    largest, kept inside the image)."""
+    as for the inside test (no pixel outside it can count; windows in a few size classes,
+    kept inside the image)."""
     import torch
 
     dev = st.means.device
@@ -79,13 +78,8 @@ def alone_pixels(
     pb, pa = np.nonzero(present)
     if len(pb) == 0:
         return out
-    # the boxes grown as for the inside test, in the camera: [pairs, 8, 3]
-    local = BOX_CORNER_SIGNS[None] * (st.box_sizes[pa] + 2 * BOX_TOL_M)[:, None, :] / 2
-    Tw = poses[pb, pa]
-    cw = np.einsum("pij,pnj->pni", rot_z(yaw_of(Tw)), local) + Tw[:, None, :3, 3]
-    V = viewmats[pb]
-    corners = np.einsum("pij,pnj->pni", V[:, :3, :3], cw) + V[:, None, :3, 3]
-    bounds, ok = projected_bounds(corners, cam.K)
+    # the boxes grown as for the inside test, projected into their cameras
+    bounds, ok = grown_box_bounds(st.box_sizes[pa], poses[pb, pa], viewmats[pb], cam.K)
     # a pixel counts when its centre's ray meets the box: one pixel of margin
     x0 = np.clip(np.floor(bounds[:, 0]) - 1, 0, W).astype(np.int64)
     y0 = np.clip(np.floor(bounds[:, 1]) - 1, 0, H).astype(np.int64)
@@ -96,55 +90,87 @@ def alone_pixels(
         return out
     pb, pa, x0, y0, x1, y1 = pb[keep], pa[keep], x0[keep], y0[keep], x1[keep], y1[keep]
     t = int(settings.tile_size)
-    ww = min(W, -(-int((x1 - x0).max()) // t) * t)
-    wh = min(H, -(-int((y1 - y0).max()) // t) * t)
-    x0, y0 = np.minimum(x0, W - ww), np.minimum(y0, H - wh)
-    M = int(st.actor_means.shape[1])
-    # pairs in chunks of at most ~64M window pixels
-    chunk = max(1, (64 << 20) // (ww * wh))
-    T_ac_t = _pose_tensor(T_ac, dev)
-    for s0 in range(0, len(pb), chunk):
-        sl = slice(s0, s0 + chunk)
-        cb, ca = pb[sl], pa[sl]
-        P = len(cb)
-        Pw = poses[cb, ca]
-        R = _pose_tensor(Pw[:, :3, :3], dev)
-        tr = _pose_tensor(Pw[:, :3, 3], dev)
-        q = _pose_tensor(rotmat_to_quat(Pw[:, :3, :3]), dev)
-        ia = torch.as_tensor(ca, device=dev)
-        means = torch.einsum("pij,pnj->pni", R, st.actor_means[ia]) + tr[:, None]
-        quats = quat_mul(q[:, None, :], st.actor_quats[ia])
-        xo = torch.as_tensor(x0[sl], device=dev)
-        yo = torch.as_tensor(y0[sl], device=dev)
-        Ks = np.tile(np.asarray(cam.K, np.float64), (P, 1, 1))
-        Ks[:, 0, 2] -= x0[sl]
-        Ks[:, 1, 2] -= y0[sl]
-        _, d, al = rasterize(
-            settings,
-            means,
-            quats,
-            st.actor_scales[ia],
-            st.actor_opacities[ia],
-            torch.zeros((P, M, 1), device=dev),
-            _pose_tensor(viewmats[cb], dev)[:, None],
-            _pose_tensor(Ks, dev)[:, None],
-            ww,
-            wh,
-            None,
-        )
-        key = torch.as_tensor(cb * A + ca, device=dev)
-        inside = inside_pixels(
-            d[:, 0],
-            torch.arange(ww, device=dev).view(1, 1, ww) + xo.view(P, 1, 1),
-            torch.arange(wh, device=dev).view(1, wh, 1) + yo.view(P, 1, 1),
-            cam.K,
-            T_ac_t.reshape(B * A, 4, 4)[key],
-            st.half_grown[ia],
-            torch.arange(P, device=dev).view(P, 1, 1),
-        )
-        n = ((al[:, 0] > 0.5) & inside).sum(dim=(1, 2))
-        out.view(-1).index_add_(0, key, n)
+    # windows in size classes (tiles wide and high rounded up to a power of two, kept inside
+    # the image): one gsplat call per class, so a far car is not drawn in a near truck's window
+    tw = 1 << np.ceil(np.log2(-(-(x1 - x0) // t))).astype(np.int64)
+    th = 1 << np.ceil(np.log2(-(-(y1 - y0) // t))).astype(np.int64)
+    ww_all, wh_all = np.minimum(W, tw * t), np.minimum(H, th * t)
+    T_ac_t = _pose_tensor(T_ac, dev).reshape(B * A, 4, 4)
+    for ww, wh in sorted(set(zip(ww_all.tolist(), wh_all.tolist(), strict=True))):
+        sel = np.nonzero((ww_all == ww) & (wh_all == wh))[0]
+        # pairs in chunks of at most ~64M window pixels
+        chunk = max(1, (64 << 20) // (ww * wh))
+        for c0 in range(0, len(sel), chunk):
+            idx = sel[c0 : c0 + chunk]
+            n = _alone_counts(
+                settings,
+                st,
+                viewmats,
+                cam,
+                poses,
+                T_ac_t,
+                pb[idx],
+                pa[idx],
+                np.minimum(x0[idx], W - ww),
+                np.minimum(y0[idx], H - wh),
+                ww,
+                wh,
+            )
+            out.view(-1).index_add_(0, torch.as_tensor(pb[idx] * A + pa[idx], device=dev), n)
     return out
+
+
+def _alone_counts(
+    settings: RasterSettings,
+    st: SceneTensors,
+    viewmats: np.ndarray,  # [B, 4, 4]
+    cam: Camera,
+    poses: np.ndarray,  # [B, A, 4, 4]
+    T_ac: torch.Tensor,  # [B * A, 4, 4] T_actor_camera
+    cb: np.ndarray,  # [P] step of each pair
+    ca: np.ndarray,  # [P] actor of each pair
+    x0: np.ndarray,  # [P] window origins (pixels)
+    y0: np.ndarray,
+    ww: int,
+    wh: int,
+) -> torch.Tensor:
+    """Pixels [P] each (step, actor) pair covers alone in its ww×wh window."""
+    import torch
+
+    dev = st.means.device
+    A = poses.shape[1]
+    P = len(cb)
+    Pw = poses[cb, ca]
+    R = _pose_tensor(Pw[:, :3, :3], dev)
+    tr = _pose_tensor(Pw[:, :3, 3], dev)
+    q = _pose_tensor(rotmat_to_quat(Pw[:, :3, :3]), dev)
+    ia = torch.as_tensor(ca, device=dev)
+    means = torch.einsum("pij,pnj->pni", R, st.actor_means[ia]) + tr[:, None]
+    quats = quat_mul(q[:, None, :], st.actor_quats[ia])
+    Ks = np.tile(np.asarray(cam.K, np.float64), (P, 1, 1))
+    Ks[:, 0, 2] -= x0
+    Ks[:, 1, 2] -= y0
+    d, al = rasterize_windows(
+        settings,
+        means,
+        quats,
+        st.actor_scales[ia],
+        st.actor_opacities[ia],
+        _pose_tensor(viewmats[cb], dev),
+        _pose_tensor(Ks, dev),
+        ww,
+        wh,
+    )
+    inside = inside_pixels(
+        d,
+        torch.arange(ww, device=dev).view(1, 1, ww) + torch.as_tensor(x0, device=dev).view(P, 1, 1),
+        torch.arange(wh, device=dev).view(1, wh, 1) + torch.as_tensor(y0, device=dev).view(P, 1, 1),
+        cam.K,
+        T_ac[torch.as_tensor(cb * A + ca, device=dev)],
+        st.half_grown[ia],
+        torch.arange(P, device=dev).view(P, 1, 1),
+    )
+    return ((al > 0.5) & inside).sum(dim=(1, 2))
 
 
 def inside_pixels(

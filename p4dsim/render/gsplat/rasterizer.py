@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -143,6 +144,270 @@ def rasterize(
     )
     alpha = alpha[..., 0]
     return out[..., :D], out[..., D] / alpha.clamp(min=1e-10), alpha
+
+
+@dataclass
+class Projected:
+    """Gaussians projected into images, packed (one row per visible Gaussian and image, as
+    gsplat's ``packed=True`` projection returns them): image index, row of the Gaussian in
+    the caller's feature table, and gsplat's radii, 2D means, depths, conics, plus the
+    opacity of each row."""
+
+    image_ids: torch.Tensor  # [nnz] int32
+    rows: torch.Tensor  # [nnz] int64
+    radii: torch.Tensor  # [nnz, 2]
+    means2d: torch.Tensor  # [nnz, 2]
+    depths: torch.Tensor  # [nnz]
+    conics: torch.Tensor  # [nnz, 3]
+    opacities: torch.Tensor  # [nnz]
+
+
+def project_packed(
+    settings: RasterSettings,
+    means: torch.Tensor,  # [N, 3] or [B, N, 3]
+    quats: torch.Tensor,  # same leading dims, 4
+    scales: torch.Tensor,  # same leading dims, 3
+    opacities: torch.Tensor,  # [N] or [B, N]
+    viewmats: torch.Tensor,  # [I, 4, 4] (shared Gaussians) or [B, 1, 4, 4] (one camera each)
+    Ks: torch.Tensor,  # [I, 3, 3] or [B, 1, 3, 3]
+    width: int,
+    height: int,
+    row_offset: int = 0,
+) -> Projected:
+    """gsplat's packed projection with ``settings`` (pinhole, classic): either one set of
+    Gaussians seen by I cameras (image i = camera i; the Gaussians are read once, not copied
+    per image), or B sets seen by one camera each (image b = set b). Rows are the
+    Gaussians' indices plus ``row_offset``."""
+    from gsplat import fully_fused_projection
+
+    s = settings
+    shared = means.dim() == 2
+    batch_ids, camera_ids, gids, radii, means2d, depths, conics, _ = fully_fused_projection(
+        means,
+        None,
+        quats,
+        scales,
+        viewmats,
+        Ks,
+        int(width),
+        int(height),
+        eps2d=float(s.eps2d),
+        near_plane=float(s.near),
+        far_plane=float(s.far),
+        packed=True,
+        calc_compensations=False,
+        camera_model="pinhole",
+        opacities=opacities,
+    )
+    if shared:
+        image_ids, opac = camera_ids, opacities[gids]
+    else:
+        image_ids, opac = batch_ids, opacities[batch_ids, gids]
+    return Projected(image_ids, gids.long() + row_offset, radii, means2d, depths, conics, opac)
+
+
+@dataclass
+class PackedRaster:
+    """Packed projections sorted by image, tile and depth once; :meth:`composite` then
+    composites any per-Gaussian channels with them (the same weights every time), on every
+    tile or only on the tiles a mask selects."""
+
+    settings: RasterSettings
+    means2d: torch.Tensor
+    conics: torch.Tensor
+    opacities: torch.Tensor
+    rows: torch.Tensor
+    depths: torch.Tensor
+    offsets: torch.Tensor  # [I, tiles high, tiles wide]
+    flatten_ids: torch.Tensor
+    n_images: int
+    width: int
+    height: int
+
+    def composite(
+        self,
+        feats: torch.Tensor,  # [rows, D] per-Gaussian channels, indexed by Projected.rows
+        with_depth: bool = True,
+        tile_mask: torch.Tensor | None = None,  # [I, tiles high, tiles wide] bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """(channels [I, H, W, D], expected depth [I, H, W] or None, alpha [I, H, W]) on a
+        black background; tiles outside ``tile_mask`` are left black with alpha 0."""
+        import torch
+        from gsplat import rasterize_to_pixels
+
+        D = int(feats.shape[-1])
+        nnz = int(self.rows.shape[0])
+        used = D + int(with_depth)
+        ch = _kernel_channels(used)
+        colors = torch.empty((nnz, ch), dtype=torch.float32, device=feats.device)
+        colors[:, :D] = feats.index_select(0, self.rows)
+        if with_depth:
+            colors[:, D] = self.depths
+        colors[:, used:] = 0.0
+        out, alpha = rasterize_to_pixels(
+            self.means2d,
+            self.conics,
+            colors,
+            self.opacities,
+            self.width,
+            self.height,
+            int(self.settings.tile_size),
+            self.offsets,
+            self.flatten_ids,
+            backgrounds=None,
+            masks=tile_mask,
+            packed=True,
+        )
+        alpha = alpha[..., 0]
+        depth = out[..., D] / alpha.clamp(min=1e-10) if with_depth else None
+        return out[..., :D], depth, alpha
+
+
+def prepare_packed(
+    settings: RasterSettings, parts: list[Projected], n_images: int, width: int, height: int
+) -> PackedRaster | None:
+    """Sort the packed projections ``parts`` together into ``n_images`` images (tile
+    intersections, offsets); None when nothing is in view."""
+    import torch
+    from gsplat import isect_offset_encode, isect_tiles
+
+    t = int(settings.tile_size)
+    fields = [
+        (p.image_ids, p.rows, p.radii, p.means2d, p.depths, p.conics, p.opacities) for p in parts
+    ]
+    joined = [torch.cat(x) if len(x) > 1 else x[0] for x in zip(*fields, strict=True)]
+    image_ids, rows, radii, means2d, depths, conics, opac = joined
+    if int(rows.shape[0]) == 0:
+        return None
+    tw, th = -(-int(width) // t), -(-int(height) // t)
+    _, isect_ids, flatten_ids = isect_tiles(
+        means2d,
+        radii,
+        depths,
+        t,
+        tw,
+        th,
+        packed=True,
+        n_images=n_images,
+        image_ids=image_ids.long(),
+        gaussian_ids=rows,
+    )
+    offsets = isect_offset_encode(isect_ids, n_images, tw, th)
+    return PackedRaster(
+        settings,
+        means2d,
+        conics,
+        opac,
+        rows,
+        depths,
+        offsets,
+        flatten_ids,
+        n_images,
+        int(width),
+        int(height),
+    )
+
+
+def rasterize_packed(
+    settings: RasterSettings,
+    parts: list[Projected],
+    feats: torch.Tensor,  # [rows, D] per-Gaussian features, indexed by Projected.rows
+    n_images: int,
+    width: int,
+    height: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Composite the packed projections ``parts`` into ``n_images`` images; returns (feats
+    [I, H, W, D], depth [I, H, W], alpha [I, H, W]) on a black background, as
+    :func:`rasterize` (render_mode "RGB+ED")."""
+    import torch
+
+    pr = prepare_packed(settings, parts, n_images, width, height)
+    if pr is None:
+        D = int(feats.shape[-1])
+        z = torch.zeros((n_images, height, width), device=feats.device)
+        return torch.zeros((n_images, height, width, D), device=feats.device), z, z.clone()
+    f, depth, alpha = pr.composite(feats)
+    assert depth is not None
+    return f, depth, alpha
+
+
+Gaussians = tuple  # (means, quats, scales, opacities) tensors
+
+
+def rasterize_steps(
+    settings: RasterSettings,
+    static: Gaussians | None,  # shared by every step: [Ns, 3], [Ns, 4], [Ns, 3], [Ns]
+    actors: Gaussians | None,  # per step: [B, Na, 3], [B, Na, 4], [B, Na, 3], [B, Na]
+    feats: torch.Tensor,  # [Ns + Na, D] per-Gaussian channels (static rows, then actors')
+    n_main: int,  # channels composited on every tile; the rest only on ``label_mask``
+    viewmats: torch.Tensor,  # [B, 4, 4]
+    Ks: torch.Tensor,  # [B, 3, 3]
+    width: int,
+    height: int,
+    label_mask: torch.Tensor | None,  # [B, tiles high, tiles wide] bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """B images, image b = the static Gaussians and step b's actors seen by camera b, in
+    one packed pass (static Gaussians projected once into all B cameras, never copied per
+    step). Returns (channels [B, H, W, n_main], depth, alpha [B, H, W], the remaining
+    channels [B, H, W, D - n_main] composited with the same weights on the tiles of
+    ``label_mask`` only, zero elsewhere; None when there are none)."""
+    import torch
+
+    B = int(viewmats.shape[0])
+    D = int(feats.shape[-1])
+    dev = feats.device
+    parts = []
+    ns = 0
+    if static is not None:
+        ns = int(static[0].shape[0])
+        parts.append(project_packed(settings, *static, viewmats, Ks, width, height))
+    if actors is not None:
+        parts.append(
+            project_packed(
+                settings, *actors, viewmats[:, None], Ks[:, None], width, height, row_offset=ns
+            )
+        )
+    pr = prepare_packed(settings, parts, B, width, height) if parts else None
+    if pr is None:
+        z = torch.zeros((B, height, width), device=dev)
+        main = torch.zeros((B, height, width, n_main), device=dev)
+        rest = torch.zeros((B, height, width, D - n_main), device=dev) if D > n_main else None
+        return main, z, z.clone(), rest
+    main, depth, alpha = pr.composite(feats[:, :n_main])
+    assert depth is not None
+    rest = None
+    if D > n_main:
+        if label_mask is None or bool(label_mask.any()):
+            rest, _, _ = pr.composite(
+                feats[:, n_main:].contiguous(), with_depth=False, tile_mask=label_mask
+            )
+        else:
+            rest = torch.zeros((B, height, width, D - n_main), device=dev)
+    return main, depth, alpha, rest
+
+
+def rasterize_windows(
+    settings: RasterSettings,
+    means: torch.Tensor,  # [P, M, 3]
+    quats: torch.Tensor,  # [P, M, 4]
+    scales: torch.Tensor,  # [P, M, 3]
+    opacities: torch.Tensor,  # [P, M]
+    viewmats: torch.Tensor,  # [P, 4, 4]
+    Ks: torch.Tensor,  # [P, 3, 3]
+    width: int,
+    height: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """P images of P Gaussian sets, one camera each (packed): (depth, alpha) [P, H, W]."""
+    import torch
+
+    P, M = int(means.shape[0]), int(means.shape[1])
+    proj = project_packed(
+        settings, means, quats, scales, opacities, viewmats[:, None], Ks[:, None], width, height
+    )
+    _, d, al = rasterize_packed(
+        settings, [proj], torch.zeros((M, 0), device=means.device), P, width, height
+    )
+    return d, al
 
 
 #: colour channel counts gsplat's rasterization kernel is built for (others are padded)

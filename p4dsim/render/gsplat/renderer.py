@@ -30,9 +30,8 @@ import numpy as np
 from p4dsim.errors import BackendUnavailableError
 from p4dsim.geometry import inv_pose
 from p4dsim.render.base import RasterSettings, Renderer, RenderOutput, check_inputs
-from p4dsim.render.fill import fill_empty_torch, observed_mask
+from p4dsim.render.fill import observed_mask
 from p4dsim.render.frames import (
-    CH_ACTORS,
     CH_CONFIDENCE,
     CH_SKY,
     MIN_ALPHA,
@@ -40,6 +39,7 @@ from p4dsim.render.frames import (
     RenderedFrame,
     scene_extra,
 )
+from p4dsim.render.gsplat.fill_kernels import fill_empty_cuda
 from p4dsim.render.gsplat.jpeg import encode_jpeg_gpu
 from p4dsim.render.gsplat.labels import alone_pixels, visible_stats
 from p4dsim.render.gsplat.rasterizer import load_kernels, rasterize, to_host
@@ -231,7 +231,7 @@ class GsplatRenderer(Renderer):
             alpha_mean = alpha.mean(dim=(1, 2))
             if A:
                 T_ac = inv_pose(poses) @ T_world_cam[:, None]  # T_actor_camera [B, A, 4, 4]
-                pixels, boxes = visible_stats(ex[..., CH_ACTORS:], depth, cam.K, T_ac, st)
+                pixels, boxes = visible_stats(out.actors, depth, cam.K, T_ac, st)
                 alone = alone_pixels(self.settings, st, viewmats, cam, poses, present, T_ac)
             else:
                 pixels = torch.zeros((B, 0), dtype=torch.int64, device=self.device)
@@ -301,10 +301,10 @@ def finish_frames_torch(
 
     rgb, depth, alpha = rgb.float(), depth.float(), alpha.float()
     ruled = depth_rule_torch(depth, alpha, sky)
-    filled_rgb, _ = fill_empty_torch(rgb, depth, alpha, seed_alpha=MIN_ALPHA)
+    filled_rgb, _ = fill_empty_cuda(rgb, depth, alpha, seed_alpha=MIN_ALPHA)
     # the depth of filled pixels from non-sky surfaces only (two calls: half the peak memory)
     no_sky = alpha.masked_fill(torch.isinf(ruled), 0.0)
-    _, filled_depth = fill_empty_torch(rgb, depth, no_sky, seed_alpha=MIN_ALPHA)
+    _, filled_depth = fill_empty_cuda(rgb, depth, no_sky, seed_alpha=MIN_ALPHA)
     out_depth = torch.where(ruled > 0, ruled, filled_depth)
     out_rgb = torch.round(filled_rgb * 255.0).clamp(0, 255).to(torch.uint8)
     observed = observed_mask(confidence, alpha) & (alpha >= MIN_ALPHA)

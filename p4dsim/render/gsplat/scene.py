@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from p4dsim.labels import BOX_TOL_M
+from p4dsim.geometry import BOX_CORNER_SIGNS, rot_z, yaw_of
+from p4dsim.labels import BOX_TOL_M, NEAR_M, projected_bounds
 from p4dsim.render.base import RasterSettings
-from p4dsim.render.gsplat.rasterizer import rasterize
+from p4dsim.render.gsplat.rasterizer import rasterize_steps
 from p4dsim.scene.gaussians import GaussianSet
 
 if TYPE_CHECKING:
@@ -64,12 +65,15 @@ class SceneTensors:
 @dataclass
 class StepsOutput:
     """Renders of B time steps, torch tensors on the GPU: rgb [B, H, W, 3], depth [B, H, W]
-    (expected camera z, metres), alpha [B, H, W], extra [B, H, W, E]."""
+    (expected camera z, metres), alpha [B, H, W], extra [B, H, W, E] (the channels before
+    the actors'), actors [B, H, W, A] (the one-hot actor channels, composited only where an
+    actor can be labelled, zero elsewhere)."""
 
     rgb: torch.Tensor
     depth: torch.Tensor
     alpha: torch.Tensor
     extra: torch.Tensor
+    actors: torch.Tensor
 
 
 def upload_scene(scene: Scene4D, extra: np.ndarray | None, device: torch.device) -> SceneTensors:
@@ -130,9 +134,12 @@ def render_scene_steps(
     actor_present: np.ndarray,  # [B, A] bool; absent actors are not drawn
     background: np.ndarray | None = None,  # [3]
 ) -> StepsOutput:
-    """Render B time steps of an uploaded scene, one camera each; actors are moved on the
-    GPU (means rotated and translated, quaternions rotated) and absent ones get zero
-    opacity, which draws exactly what rendering the composed set without them draws."""
+    """Render B time steps of an uploaded scene, one camera each, in one packed gsplat pass:
+    the static Gaussians are projected once into all B cameras (read once, never copied per
+    step); the actors' Gaussians are posed on the GPU per step (means rotated and translated,
+    quaternions rotated; absent actors get zero opacity) and projected into their step's
+    camera; both are sorted and composited together, which draws exactly what rendering the
+    composed set of each step draws."""
     import torch
 
     from p4dsim.geometry import rotmat_to_quat
@@ -141,40 +148,100 @@ def render_scene_steps(
     B = int(viewmats.shape[0])
     A = len(st.spans)
     N = int(st.means.shape[0])
+    s0 = st.spans[0][0] if A else N  # rows of the static Gaussians: [0, s0)
     poses = np.asarray(actor_poses, dtype=np.float64).reshape(B, A, 4, 4)
     with torch.no_grad():
-        means = st.means.unsqueeze(0).repeat(B, 1, 1)
-        quats = st.quats.unsqueeze(0).repeat(B, 1, 1)
-        opac = st.opacities.unsqueeze(0).repeat(B, 1)
-        if A:
+        vm = torch.as_tensor(np.asarray(viewmats, np.float32), device=dev).reshape(B, 4, 4)
+        Ks = torch.as_tensor(np.asarray(K, np.float32), device=dev).expand(B, 3, 3).contiguous()
+        static = None
+        if s0 > 0:
+            static = (st.means[:s0], st.quats[:s0], st.scales[:s0], st.opacities[:s0])
+        actors, mask = None, None
+        if A and N > s0:
             R = torch.as_tensor(poses[..., :3, :3], dtype=torch.float32, device=dev)
             tr = torch.as_tensor(poses[..., :3, 3], dtype=torch.float32, device=dev)
             q = rotmat_to_quat(poses[..., :3, :3].reshape(-1, 3, 3)).reshape(B, A, 4)
             q = torch.as_tensor(q, dtype=torch.float32, device=dev)
             present = torch.as_tensor(np.asarray(actor_present, np.float32), device=dev)
-            # every actor Gaussian at once, each with its actor's pose (rows s0: onwards)
-            s0 = st.spans[0][0]
-            ia = st.actor_index
-            means[:, s0:] = torch.einsum("bnij,nj->bni", R[:, ia], st.means[s0:]) + tr[:, ia]
-            quats[:, s0:] = quat_mul(q[:, ia], st.quats[None, s0:])
-            opac[:, s0:] *= present[:, ia]
-        D = st.feats.shape[1]
-        bgs = torch.zeros((B, 1, D), device=dev)
-        if background is not None:
-            bgs[..., :3] = torch.as_tensor(np.asarray(background, np.float32), device=dev)
-        vm = torch.as_tensor(np.asarray(viewmats, np.float32), device=dev).reshape(B, 1, 4, 4)
-        Ks = torch.as_tensor(np.asarray(K, np.float32), device=dev).expand(B, 1, 3, 3)
-        f, depth, alpha = rasterize(
-            settings,
-            means,
-            quats,
-            st.scales.expand(B, N, 3),
-            opac,
-            st.feats.expand(B, N, D),
-            vm,
-            Ks.contiguous(),
-            width,
-            height,
-            bgs,
+            means = torch.empty((B, N - s0, 3), device=dev)
+            for a, (g0, g1) in enumerate(st.spans):  # one small matrix product per actor
+                local = st.means[g0:g1]
+                means[:, g0 - s0 : g1 - s0] = local @ R[:, a].transpose(1, 2) + tr[:, a, None]
+            ia = st.actor_index  # actor of every actor Gaussian (rows s0: onwards)
+            quats = quat_mul(q[:, ia], st.quats[None, s0:])
+            opac = st.opacities[None, s0:] * present[:, ia]
+            actors = (means, quats, st.scales[None, s0:].expand(B, N - s0, 3), opac)
+            # the actor channels only on tiles where an actor can be labelled (inside the
+            # projection of its grown box): same weights, a fraction of the work
+            tiles = actor_tile_mask(
+                st.box_sizes,
+                poses,
+                actor_present,
+                viewmats,
+                K,
+                width,
+                height,
+                int(settings.tile_size),
+                min(NEAR_M, settings.near),
+            )
+            mask = torch.as_tensor(tiles, device=dev)
+        n_main = int(st.feats.shape[1]) - A  # colour and the extra channels before the actors'
+        f, depth, alpha, labels = rasterize_steps(
+            settings, static, actors, st.feats, n_main, vm, Ks, width, height, mask
         )
-    return StepsOutput(f[:, 0, ..., :3], depth[:, 0], alpha[:, 0], f[:, 0, ..., 3:])
+        rgb = f[..., :3]
+        if background is not None:
+            bg = torch.as_tensor(np.asarray(background, np.float32), device=dev)
+            rgb = rgb + (1.0 - alpha)[..., None] * bg
+        if labels is None:
+            labels = torch.zeros((B, height, width, 0), device=dev)
+    return StepsOutput(rgb, depth, alpha, f[..., 3:], labels)
+
+
+def grown_box_bounds(
+    box_sizes: np.ndarray,  # [P, 3] (m)
+    T_world_actor: np.ndarray,  # [P, 4, 4]
+    viewmats: np.ndarray,  # [P, 4, 4] T_camera_world
+    K: np.ndarray,
+    near: float = NEAR_M,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel bounds [P, 4] (u_min, v_min, u_max, v_max) of actor boxes grown by the labels'
+    tolerance (:data:`~p4dsim.labels.BOX_TOL_M`, yaw only, as the label rules use them) in
+    their cameras, and which project to anything [P] (:func:`p4dsim.labels.projected_bounds`)."""
+    local = BOX_CORNER_SIGNS[None] * (box_sizes + 2 * BOX_TOL_M)[:, None, :] / 2
+    cw = np.einsum("pij,pnj->pni", rot_z(yaw_of(T_world_actor)), local)
+    cw = cw + T_world_actor[:, None, :3, 3]
+    corners = np.einsum("pij,pnj->pni", viewmats[:, :3, :3], cw) + viewmats[:, None, :3, 3]
+    return projected_bounds(corners, K, near)
+
+
+def actor_tile_mask(
+    box_sizes: np.ndarray,  # [A, 3]
+    poses: np.ndarray,  # [B, A, 4, 4] T_world_actor
+    present: np.ndarray,  # [B, A]
+    viewmats: np.ndarray,  # [B, 4, 4]
+    K: np.ndarray,
+    width: int,
+    height: int,
+    tile: int,
+    near: float,
+) -> np.ndarray:
+    """bool [B, tiles high, tiles wide]: the tiles of each step's image that the projection
+    of a present actor's grown box touches (one pixel of margin), the only tiles where a
+    pixel can be labelled with an actor."""
+    B = int(viewmats.shape[0])
+    th, tw = -(-int(height) // tile), -(-int(width) // tile)
+    mask = np.zeros((B, th, tw), dtype=bool)
+    pb, pa = np.nonzero(np.asarray(present, bool))
+    if len(pb) == 0:
+        return mask
+    bounds, ok = grown_box_bounds(
+        np.asarray(box_sizes, np.float64)[pa], poses[pb, pa], viewmats[pb], K, near
+    )
+    x0 = np.clip(np.floor(bounds[:, 0]) - 1, 0, width) // tile
+    y0 = np.clip(np.floor(bounds[:, 1]) - 1, 0, height) // tile
+    x1 = -(-np.clip(np.ceil(bounds[:, 2]) + 1, 0, width) // tile)
+    y1 = -(-np.clip(np.ceil(bounds[:, 3]) + 1, 0, height) // tile)
+    for b, a0, b0, a1, b1 in zip(pb[ok], x0[ok], y0[ok], x1[ok], y1[ok], strict=True):
+        mask[b, int(b0) : int(b1), int(a0) : int(a1)] = True
+    return mask
