@@ -7,7 +7,8 @@ Needs a CUDA GPU::
     python benchmarks/bench_gpu_stages.py [--width 1242 --height 375 --batch 32 --batches 8]
 
 Stages (ms per frame, batch of ``--batch`` time steps of the ``p4dsim bench`` scenario):
-raster (the scene's channels), finish (depth rule, last fill, observed mask), pack (mask
+raster_dense / raster_packed (the renderer's two projection modes), render_steps_* (the whole
+batch), raster_dense_16ch_before (every channel on every tile, as before the label split), finish (depth rule, last fill, observed mask), pack (mask
 bits), visible (label statistics), alone (actors rendered alone), host (copy back);
 ``raster_chN``: the same Gaussians and cameras rasterized with N-1 feature channels plus depth.
 """
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     from p4dsim.geometry import inv_pose
     from p4dsim.io.codecs import depth_buffer, mask_buffer, rgb_buffer
     from p4dsim.render.fill import fill_empty_torch
-    from p4dsim.render.frames import CH_ACTORS, CH_CONFIDENCE, CH_SKY, scene_extra
+    from p4dsim.render.frames import CH_CONFIDENCE, CH_SKY, scene_extra
     from p4dsim.render.gsplat import GsplatRenderer
     from p4dsim.render.gsplat.labels import alone_pixels, visible_stats
     from p4dsim.render.gsplat.rasterizer import rasterize, to_host
@@ -149,7 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     def raster():
         return r.render_tensors(st, views, cam.K, cam.width, cam.height, poses, present)
 
-    res["raster"] = _timed(raster, rep)
+    for packed in (False, True):
+        r.packed = packed
+        name = "packed" if packed else "dense"
+        res[f"raster_{name}"] = _timed(raster, rep)
+        res[f"render_steps_{name}"] = _timed(lambda: r.render_steps(scene, tl, ks, sc.output), rep)
+    r.packed = False
     out = raster()
     ex = out.extra
 
@@ -167,13 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     rgb8, depth, observed, cov = finish()
     res["pack"] = _timed(lambda: pack_bits_torch(observed), rep)
     T_ac = inv_pose(poses) @ T_wc[:, None]
-    res["visible"] = _timed(lambda: visible_stats(ex[..., CH_ACTORS:], depth, cam.K, T_ac, st), rep)
+    res["visible"] = _timed(lambda: visible_stats(out.actors, depth, cam.K, T_ac, st), rep)
     res["alone"] = _timed(
         lambda: alone_pixels(r.settings, st, views, cam, poses, present, T_ac), rep
     )
     bits = pack_bits_torch(observed)
     res["host"] = _timed(lambda: to_host(rgb8.flip(-1), depth.half(), bits), rep)
-    res["render_steps"] = _timed(lambda: r.render_steps(scene, tl, ks, sc.output), rep)
 
     # rasterization cost against channel count, same Gaussians and cameras
     N = int(st.means.shape[0])

@@ -58,7 +58,7 @@ def _cpu_rasterize(settings, means, quats, scales, opacities, feats, viewmats, K
     return back(outs, D), back(depths), back(alphas)
 
 
-def _cpu_rasterize_steps(settings, static, actors, feats, n_main, viewmats, Ks, w, h, mask):
+def _cpu_rasterize_steps(settings, static, actors, feats, n_main, viewmats, Ks, w, h, mask, *_):
     """``p4dsim.render.gsplat.rasterizer.rasterize_steps`` through the CPU renderer: each
     step's Gaussians composed (static, then that step's actors) and drawn whole; the
     channels after ``n_main`` kept only on the tiles of ``mask``."""
@@ -110,6 +110,7 @@ def test_gpu_frame_assembly_matches_the_cpu_path(monkeypatch):
     )
     gpu = object.__new__(grenderer.GsplatRenderer)  # no CUDA here: set what __init__ sets
     gpu.settings, gpu.device, gpu.batch_size, gpu.gpu_jpeg = RasterSettings(), "cpu", 4, False
+    gpu.packed = True
     gpu._local, gpu._upload_lock, gpu._cached = threading.local(), threading.Lock(), None
 
     log = SourceSpec.parse(f"toytown:?width={W}&height={H}").open()

@@ -73,7 +73,8 @@ def test_render_matches_cpu() -> None:
     assert np.mean(np.abs(b.extra - a.extra) < 1e-2) > 0.999
 
 
-def test_batched_replay_frames_match_cpu() -> None:
+@pytest.mark.parametrize("packed", [False, True], ids=["dense", "packed"])
+def test_batched_replay_frames_match_cpu(packed: bool) -> None:
     """The GPU's batched 4D path (actors posed on the GPU, one removed) equals the CPU's
     frame-by-frame replay on toytown: pictures, coverage, and the labels it computes on the
     device (visible pixels, 2D boxes, visible fractions)."""
@@ -103,7 +104,9 @@ def test_batched_replay_frames_match_cpu() -> None:
     removed = scene.actors[0].track_id
     del tl.actor_poses[removed]
     ks = list(range(len(tl.times)))
-    gpu = get_renderer("cuda").render_steps(scene, tl, ks)
+    from p4dsim.render.gsplat import GsplatRenderer
+
+    gpu = GsplatRenderer(packed=packed).render_steps(scene, tl, ks)
     cpu = get_renderer("cpu")
     checked = 0
     for k in ks:

@@ -146,6 +146,10 @@ def rasterize(
     return out[..., :D], out[..., D] / alpha.clamp(min=1e-10), alpha
 
 
+#: (means, quats, scales, opacities) tensors of one Gaussian set
+Gaussians = tuple
+
+
 @dataclass
 class Projected:
     """Gaussians projected into images, packed (one row per visible Gaussian and image, as
@@ -308,6 +312,120 @@ def prepare_packed(
     )
 
 
+@dataclass
+class DenseRaster:
+    """B sets of N Gaussians, one camera each, projected dense (gsplat's ``packed=False``:
+    every Gaussian of every image has a row) and sorted by image, tile and depth once;
+    :meth:`composite` as :meth:`PackedRaster.composite`."""
+
+    settings: RasterSettings
+    means2d: torch.Tensor  # [B, 1, N, 2]
+    conics: torch.Tensor  # [B, 1, N, 3]
+    opacities: torch.Tensor  # [B, 1, N]
+    depths: torch.Tensor  # [B, 1, N]
+    offsets: torch.Tensor  # [B, 1, tiles high, tiles wide]
+    flatten_ids: torch.Tensor
+    width: int
+    height: int
+
+    def composite(
+        self,
+        feats: torch.Tensor,  # [N, D] per-Gaussian channels
+        with_depth: bool = True,
+        tile_mask: torch.Tensor | None = None,  # [B, tiles high, tiles wide] bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        import torch
+        from gsplat import rasterize_to_pixels
+
+        D = int(feats.shape[-1])
+        B, _, N = self.depths.shape
+        used = D + int(with_depth)
+        ch = _kernel_channels(used)
+        colors = torch.empty((B, 1, N, ch), dtype=torch.float32, device=feats.device)
+        colors[..., :D] = feats
+        if with_depth:
+            colors[..., D] = self.depths
+        colors[..., used:] = 0.0
+        out, alpha = rasterize_to_pixels(
+            self.means2d,
+            self.conics,
+            colors,
+            self.opacities,
+            self.width,
+            self.height,
+            int(self.settings.tile_size),
+            self.offsets,
+            self.flatten_ids,
+            backgrounds=None,
+            masks=None if tile_mask is None else tile_mask[:, None],
+            packed=False,
+        )
+        out, alpha = out[:, 0], alpha[:, 0, ..., 0]
+        depth = out[..., D] / alpha.clamp(min=1e-10) if with_depth else None
+        return out[..., :D], depth, alpha
+
+
+def prepare_dense(
+    settings: RasterSettings,
+    static: Gaussians | None,
+    actors: Gaussians | None,
+    viewmats: torch.Tensor,  # [B, 4, 4]
+    Ks: torch.Tensor,  # [B, 3, 3]
+    width: int,
+    height: int,
+) -> DenseRaster:
+    """Each step's Gaussians (the static ones, then the step's actors) projected dense into
+    its camera and sorted; the static Gaussians are copied once per step."""
+    import torch
+    from gsplat import fully_fused_projection, isect_offset_encode, isect_tiles
+
+    s = settings
+    B = int(viewmats.shape[0])
+    sets = []
+    if static is not None:
+        sets.append([x.unsqueeze(0).expand(B, *x.shape) for x in static])
+    if actors is not None:
+        sets.append(list(actors))
+    means, quats, scales, opac = (
+        torch.cat(x, dim=1) if len(x) > 1 else x[0].contiguous() for x in zip(*sets, strict=True)
+    )
+    radii, means2d, depths, conics, _ = fully_fused_projection(
+        means,
+        None,
+        quats,
+        scales,
+        viewmats[:, None],
+        Ks[:, None],
+        int(width),
+        int(height),
+        eps2d=float(s.eps2d),
+        near_plane=float(s.near),
+        far_plane=float(s.far),
+        packed=False,
+        calc_compensations=False,
+        camera_model="pinhole",
+        opacities=opac,
+    )
+    wait_for_stream()
+    t = int(s.tile_size)
+    tw, th = -(-int(width) // t), -(-int(height) // t)
+    _, isect_ids, flatten_ids = isect_tiles(
+        means2d, radii, depths, t, tw, th, packed=False, n_images=B
+    )
+    offsets = isect_offset_encode(isect_ids, B, tw, th).reshape(B, 1, th, tw)
+    return DenseRaster(
+        settings,
+        means2d,
+        conics,
+        opac[:, None],
+        depths,
+        offsets,
+        flatten_ids,
+        int(width),
+        int(height),
+    )
+
+
 def rasterize_packed(
     settings: RasterSettings,
     parts: list[Projected],
@@ -331,9 +449,6 @@ def rasterize_packed(
     return f, depth, alpha
 
 
-Gaussians = tuple  # (means, quats, scales, opacities) tensors
-
-
 def rasterize_steps(
     settings: RasterSettings,
     static: Gaussians | None,  # shared by every step: [Ns, 3], [Ns, 4], [Ns, 3], [Ns]
@@ -345,10 +460,12 @@ def rasterize_steps(
     width: int,
     height: int,
     label_mask: torch.Tensor | None,  # [B, tiles high, tiles wide] bool
+    packed: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """B images, image b = the static Gaussians and step b's actors seen by camera b, in
-    one packed pass (static Gaussians projected once into all B cameras, never copied per
-    step). Returns (channels [B, H, W, n_main], depth, alpha [B, H, W], the remaining
+    """B images, image b = the static Gaussians and step b's actors seen by camera b,
+    sorted once: packed (the static Gaussians projected once into all B cameras, never
+    copied per step; rows only for Gaussians in view: least memory) or dense
+    (:func:`prepare_dense`: fewer host synchronisations). Returns (channels [B, H, W, n_main], depth, alpha [B, H, W], the remaining
     channels [B, H, W, D - n_main] composited with the same weights on the tiles of
     ``label_mask`` only, zero elsewhere; None when there are none)."""
     import torch
@@ -358,16 +475,20 @@ def rasterize_steps(
     dev = feats.device
     parts = []
     ns = 0
-    if static is not None:
-        ns = int(static[0].shape[0])
-        parts.append(project_packed(settings, *static, viewmats, Ks, width, height))
-    if actors is not None:
-        parts.append(
-            project_packed(
-                settings, *actors, viewmats[:, None], Ks[:, None], width, height, row_offset=ns
+    pr: PackedRaster | DenseRaster | None = None
+    if not packed and (static is not None or actors is not None):
+        pr = prepare_dense(settings, static, actors, viewmats, Ks, width, height)
+    else:
+        if static is not None:
+            ns = int(static[0].shape[0])
+            parts.append(project_packed(settings, *static, viewmats, Ks, width, height))
+        if actors is not None:
+            parts.append(
+                project_packed(
+                    settings, *actors, viewmats[:, None], Ks[:, None], width, height, row_offset=ns
+                )
             )
-        )
-    pr = prepare_packed(settings, parts, B, width, height) if parts else None
+        pr = prepare_packed(settings, parts, B, width, height) if parts else None
     if pr is None:
         z = torch.zeros((B, height, width), device=dev)
         main = torch.zeros((B, height, width, n_main), device=dev)

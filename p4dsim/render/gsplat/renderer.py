@@ -21,6 +21,7 @@ gsplat compiles its CUDA kernels on first use (about a minute); that is logged o
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from typing import TYPE_CHECKING
@@ -66,6 +67,7 @@ class GsplatRenderer(Renderer):
         device: str = "cuda",
         batch_size: int = 32,
         gpu_jpeg: bool = False,
+        packed: bool | None = None,
     ) -> None:
         super().__init__(settings)
         import torch
@@ -77,6 +79,12 @@ class GsplatRenderer(Renderer):
         #: encode JPEG on the GPU (torchvision/nvJPEG) in :meth:`render_steps`; off by default:
         #: on an H200 with 16 cores the thread pool's OpenCV encoder keeps up better
         self.gpu_jpeg = bool(gpu_jpeg)
+        #: packed projection (rows only for Gaussians in view, the static scene shared by a
+        #: batch's cameras: least GPU memory) or dense (one row per Gaussian and step, fewer
+        #: host synchronisations); default from ``$P4DSIM_GSPLAT_PACKED`` (1/0), else dense
+        if packed is None:
+            packed = os.environ.get("P4DSIM_GSPLAT_PACKED", "0").strip() not in ("", "0")
+        self.packed = bool(packed)
         self._local = threading.local()
         self._upload_lock = threading.Lock()
         # the most recent upload: (weak reference to its scene, tensors)
@@ -164,7 +172,16 @@ class GsplatRenderer(Renderer):
         """B time steps of an uploaded scene, results left on the GPU
         (:func:`~p4dsim.render.gsplat.scene.render_scene_steps`)."""
         return render_scene_steps(
-            self.settings, st, viewmats, K, width, height, actor_poses, actor_present, background
+            self.settings,
+            st,
+            viewmats,
+            K,
+            width,
+            height,
+            actor_poses,
+            actor_present,
+            background,
+            self.packed,
         )
 
     def render_steps(

@@ -133,13 +133,15 @@ def render_scene_steps(
     actor_poses: np.ndarray,  # [B, A, 4, 4] T_world_actor per step and actor
     actor_present: np.ndarray,  # [B, A] bool; absent actors are not drawn
     background: np.ndarray | None = None,  # [3]
+    packed: bool = True,
 ) -> StepsOutput:
-    """Render B time steps of an uploaded scene, one camera each, in one packed gsplat pass:
-    the static Gaussians are projected once into all B cameras (read once, never copied per
-    step); the actors' Gaussians are posed on the GPU per step (means rotated and translated,
-    quaternions rotated; absent actors get zero opacity) and projected into their step's
-    camera; both are sorted and composited together, which draws exactly what rendering the
-    composed set of each step draws."""
+    """Render B time steps of an uploaded scene, one camera each, in one gsplat pass
+    (:func:`~p4dsim.render.gsplat.rasterizer.rasterize_steps`, ``packed`` or dense): the
+    actors' Gaussians are posed on the GPU per step (means rotated and translated,
+    quaternions rotated; absent actors get zero opacity), projected with the static ones into
+    their step's camera and composited together, which draws exactly what rendering the
+    composed set of each step draws. The actor channels are composited only on the tiles
+    where an actor can be labelled."""
     import torch
 
     from p4dsim.geometry import rotmat_to_quat
@@ -187,7 +189,7 @@ def render_scene_steps(
             mask = torch.as_tensor(tiles, device=dev)
         n_main = int(st.feats.shape[1]) - A  # colour and the extra channels before the actors'
         f, depth, alpha, labels = rasterize_steps(
-            settings, static, actors, st.feats, n_main, vm, Ks, width, height, mask
+            settings, static, actors, st.feats, n_main, vm, Ks, width, height, mask, packed
         )
         rgb = f[..., :3]
         if background is not None:
