@@ -86,9 +86,12 @@ class Taken:
         shm, self._shm = self._shm, None
         if shm is None:
             return
-        gc.collect()  # arrays held only by reference cycles
         try:
-            shm.close()
+            try:
+                shm.close()
+            except BufferError:
+                gc.collect()  # arrays held only by reference cycles
+                shm.close()
         except BufferError:
             # something still holds an array of the block: the mapping goes with the last of
             # them; the file descriptor is not needed for it
