@@ -64,8 +64,16 @@ def test_local_one_and_two_workers_and_ray_give_identical_files(tmp_path: Path):
     try:
         via_ray = _run(tmp_path, "ray", executor="ray")
         via_ray_split = _run(tmp_path, "ray-split", executor="ray", split=True)
+        # the split's build tasks run with every native thread pool capped to one thread
+        from p4dsim.augment.rayexec import build_runtime_env, build_task_caps
+
+        probe = ray.remote(num_cpus=1, runtime_env=build_runtime_env(ray))(build_task_caps)
+        caps = ray.get(probe.remote())
     finally:
         ray.shutdown()
+    assert set(caps["env"].values()) == {"1"}, caps
+    assert all(caps.get(lib, 1) == 1 for lib in ("numba", "torch", "cv2")), caps
+    assert set(caps.get("threadpools", {}).values()) <= {1}, caps
     for out in (via_ray, via_ray_split):
         assert file_digests(out) == reference, out.name
         assert _shard_list(out) == _shard_list(one)

@@ -179,3 +179,19 @@ def test_split_is_chosen_for_cuda_rendering_only(tmp_path: Path, monkeypatch):
     assert split_plan(cuda, False, None) is None
     monkeypatch.setattr("p4dsim.augment.devices.gsplat_installed", lambda: True)
     assert split_plan(auto, None, None) is not None  # auto with a GPU and gsplat: CUDA
+
+
+@pytest.mark.parametrize(
+    "kw, needle",
+    [
+        (dict(render_procs=0), "--render-procs must be at least 1"),
+        (dict(render_procs=2, split=False), "--render-procs is for split jobs"),
+        (dict(gpus_per_worker=1.0), "--gpus-per-worker is for --executor ray"),
+    ],
+)
+def test_split_options_are_checked(kw, needle):
+    from p4dsim.augment.executors import make_executor
+    from p4dsim.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=needle):
+        make_executor("local", **kw)

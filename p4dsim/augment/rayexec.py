@@ -35,7 +35,7 @@ from p4dsim.augment.shard import (
     run_shard,
 )
 from p4dsim.augment.tasks import ShardSpec
-from p4dsim.augment.threadcaps import THREAD_ENV, cap_loaded_pools
+from p4dsim.augment.threadcaps import THREAD_ENV, cap_this_process
 from p4dsim.errors import ConfigError
 
 OnResult = Callable[[ShardResult], None]
@@ -56,12 +56,31 @@ def _ray_shard(spec: ShardSpec, out_dir: str) -> ShardResult:
 
 
 def _ray_build(spec: ShardSpec) -> tuple[ShardResult | None, BuiltShard | None]:
-    """The build task: (None, the built scenes), or (the failed result, None)."""
-    cap_loaded_pools(1)
+    """The build task: (None, the built scenes), or (the failed result, None). Its worker
+    was started with the thread caps in its environment; OpenCV's and torch's pools are
+    capped here."""
+    cap_this_process(1)
     built = build_shard(spec)
     if isinstance(built, ShardResult):
         return built, None
     return None, built
+
+
+def build_runtime_env(ray: Any) -> dict[str, Any]:
+    """The runtime environment of the build tasks: the job's environment variables with every
+    native thread pool capped to one thread (Ray starts their workers with it)."""
+    env = dict((ray.get_runtime_context().runtime_env or {}).get("env_vars") or {})
+    env.update({k: "1" for k in THREAD_ENV})
+    return {"env_vars": env}
+
+
+def build_task_caps() -> dict[str, Any]:
+    """What a build task's thread pools are (:func:`~p4dsim.augment.threadcaps.thread_caps_report`
+    after the set-up :func:`_ray_build` does)."""
+    from p4dsim.augment.threadcaps import thread_caps_report
+
+    cap_this_process(1)
+    return thread_caps_report()
 
 
 class RenderActor:
@@ -160,12 +179,15 @@ class RayExecutor:
         cpus = int(resources.get("CPU", 1))
         build_slots = max(1, cpus - n_actors)
         self.name = f"ray-split ({n_actors} render actors, {build_slots} build CPUs)"
-        env = dict((ray.get_runtime_context().runtime_env or {}).get("env_vars") or {})
-        env.update({k: "1" for k in THREAD_ENV})
         build = ray.remote(
-            num_cpus=1, num_returns=2, max_retries=self.max_retries, runtime_env={"env_vars": env}
+            num_cpus=1,
+            num_returns=2,
+            max_retries=self.max_retries,
+            runtime_env=build_runtime_env(ray),
         )(_ray_build)
-        actor_cls = ray.remote(**opts)(RenderActor)
+        # an actor that dies (e.g. the GPU ran out of memory) comes back, warmed up again;
+        # the shards it held are reported failed and retried by the next run of the job
+        actor_cls = ray.remote(max_restarts=self.max_retries, **opts)(RenderActor)
         actors = [actor_cls.remote(shard_devices(shards), out) for _ in range(n_actors)]
         todo = deque(shards)
         building: dict[Any, tuple[ShardSpec, Any]] = {}  # status ref -> (spec, built ref)
@@ -202,7 +224,7 @@ class RayExecutor:
                     load[i] -= 1
                     try:
                         res = ray.get(ref)
-                    except Exception as exc:  # the actor died (it is not restarted)
+                    except Exception as exc:  # the actor died while holding it
                         res = failed_result(spec, f"ray render actor failed: {exc}")
                     on_result(res)
         except BaseException:

@@ -108,17 +108,24 @@ def cap_loaded_pools(threads: int = 1) -> None:
             pass
 
 
-def init_build_worker(parent_pid: int, threads: int = 1) -> None:
-    """Initializer of a scene-building process: signals, death with the driver, every native
-    thread pool capped to ``threads`` (environment, and OpenCV's pool, which is loaded here)."""
-    child_signals()
-    die_with_parent(parent_pid)
+def cap_this_process(threads: int = 1) -> None:
+    """Cap what can still be capped in a running process: the environment (for libraries
+    not imported yet), OpenCV's pool (loaded here: scene building uses it, and its pool is
+    sized by a call, not by the environment) and torch's, if loaded."""
     os.environ.update({k: str(threads) for k in THREAD_ENV})
     try:
-        import cv2  # noqa: F401  (building uses it; its pool is sized by a call, not the env)
+        import cv2  # noqa: F401
     except ImportError:
         pass
     cap_loaded_pools(threads)
+
+
+def init_build_worker(parent_pid: int, threads: int = 1) -> None:
+    """Initializer of a scene-building process: signals, death with the driver, every native
+    thread pool capped to ``threads``."""
+    child_signals()
+    die_with_parent(parent_pid)
+    cap_this_process(threads)
 
 
 def thread_caps_report() -> dict[str, Any]:
