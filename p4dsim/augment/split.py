@@ -93,20 +93,30 @@ def build_to_shm(spec: ShardSpec, name: str) -> Segment | ShardResult:
         )
 
 
-def start_build_pool(workers: int) -> ProcessPoolExecutor:
-    """A spawn pool of ``workers`` build processes, all started now with every native thread
-    pool capped to one thread (see :mod:`p4dsim.augment.threadcaps`)."""
+def new_build_pool(workers: int) -> ProcessPoolExecutor:
+    """A spawn pool of ``workers`` build processes whose native thread pools are capped to
+    one thread (see :mod:`p4dsim.augment.threadcaps`); none started yet."""
     import multiprocessing as mp
 
-    pool = ProcessPoolExecutor(
+    return ProcessPoolExecutor(
         max_workers=workers,
         mp_context=mp.get_context("spawn"),
         initializer=init_build_worker,
         initargs=(os.getpid(), 1),
     )
-    # processes start inside submit (one per submit while none is idle): start them all here
+
+
+def start_build_processes(pool: ProcessPoolExecutor, workers: int) -> None:
+    """Start the ``workers`` processes of ``pool`` now, each importing what building needs.
+    (Processes start inside submit, one per submit while none is idle.)"""
     for _ in range(workers):
         submit_capped(pool, warm_builder)
+
+
+def start_build_pool(workers: int) -> ProcessPoolExecutor:
+    """:func:`new_build_pool` with its processes started."""
+    pool = new_build_pool(workers)
+    start_build_processes(pool, workers)
     return pool
 
 
@@ -196,6 +206,7 @@ class _Renderer:
     conn: Connection
     #: (spec, block name) sent and not yet answered, in order
     assigned: deque = field(default_factory=deque)
+    #: seconds it took to load its renderer, once it said
     ready_s: float | None = None
     alive: bool = True
 
@@ -222,8 +233,6 @@ class SplitExecutor:
     name: str = "local-split"
     #: rendering process restarts allowed after one dies unexpectedly
     max_restarts: int = 2
-    #: seconds each renderer took to load (filled while running)
-    renderer_ready_s: list[float] = field(default_factory=list)
 
     def run(self, shards: list[ShardSpec], out_dir: Path, on_result: OnResult) -> None:
         if not shards:
@@ -237,7 +246,6 @@ class SplitExecutor:
             raise
         finally:
             run.stop(kill=False)
-            self.renderer_ready_s = [r.ready_s for r in run.rends if r.ready_s is not None]
 
 
 class _SplitRun:
@@ -281,8 +289,11 @@ class _SplitRun:
         return _Renderer(index, proc, ours)
 
     def start(self) -> None:
-        self.rends = [self._spawn_renderer(i) for i in range(max(1, self.ex.renderers))]
-        self.pool = start_build_pool(max(1, self.ex.builders))
+        for i in range(max(1, self.ex.renderers)):
+            self.rends.append(self._spawn_renderer(i))
+        # the pool is known before its processes start, so an interruption stops them all
+        self.pool = new_build_pool(max(1, self.ex.builders))
+        start_build_processes(self.pool, max(1, self.ex.builders))
 
     def stop(self, kill: bool) -> None:
         """End every process (``kill``: at once; else renderers finish their queue, which is
