@@ -168,7 +168,9 @@ class RayExecutor:
 
     def _run_split(self, ray: Any, shards: list[ShardSpec], out: str, on_result: OnResult) -> None:
         resources = ray.cluster_resources()
-        gpus = float(resources.get("GPU", 0.0))
+        devices = shard_devices(shards)
+        # no GPU for actors whose every run renders on the CPU
+        gpus = float(resources.get("GPU", 0.0)) if set(devices) != {"cpu"} else 0.0
         per_actor = 1.0 if self.gpus_per_worker <= 0 else float(self.gpus_per_worker)
         if gpus > 0:
             n_actors = self.render_procs or max(1, int(gpus // per_actor))
@@ -188,7 +190,7 @@ class RayExecutor:
         # an actor that dies (e.g. the GPU ran out of memory) comes back, warmed up again;
         # the shards it held are reported failed and retried by the next run of the job
         actor_cls = ray.remote(max_restarts=self.max_retries, **opts)(RenderActor)
-        actors = [actor_cls.remote(shard_devices(shards), out) for _ in range(n_actors)]
+        actors = [actor_cls.remote(devices, out) for _ in range(n_actors)]
         todo = deque(shards)
         building: dict[Any, tuple[ShardSpec, Any]] = {}  # status ref -> (spec, built ref)
         ready: deque[tuple[ShardSpec, Any]] = deque()
