@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from augment_helpers import (
+    SCENARIO_ONE,
     SCENARIO_SHIFT,
     SCENARIO_SLOW,
     TINY_SOURCE,
@@ -89,6 +90,34 @@ def test_failed_shards_leave_no_shared_memory(tmp_path: Path):
     assert not by_frame[1].ok and "Error" in by_frame[1].error
     assert by_frame[1].build_s > 0  # it failed in the renderer, after its build
     assert by_frame[2].ok and by_frame[2].frames == 4
+    assert not _segments(os.getpid())
+
+
+def test_a_render_process_that_dies_is_replaced(tmp_path: Path):
+    """The rendering process is killed after the first shard: the shards it held fail, a new
+    one renders the rest, every shard is reported once and no block is left."""
+    import multiprocessing as mp
+    import signal
+
+    folder = write_scenarios(tmp_path / "sc1", one=SCENARIO_ONE)
+    cfg = AugmentConfig(
+        source=TINY_SOURCE, scenarios=[str(folder / "one.yaml")], out=tmp_path / "o", frames="0:6"
+    )
+    shards = plan_from_config(cfg).shards
+    results = []
+
+    def on_result(res) -> None:
+        results.append(res)
+        if len(results) == 1:
+            (proc,) = [p for p in mp.active_children() if p.name == "p4d-render-0"]
+            os.kill(proc.pid, signal.SIGKILL)
+
+    SplitExecutor(builders=1).run(shards, cfg.out, on_result)
+    assert sorted(r.frame for r in results) == list(range(6))
+    assert results[0].ok
+    # shards sent to it before its death was seen fail (none, if it was seen first)
+    assert all("died (exit code -9)" in r.error for r in results if not r.ok)
+    assert results[-1].ok and results[-1].worker != results[0].worker  # a new process
     assert not _segments(os.getpid())
 
 

@@ -418,6 +418,7 @@ class _SplitRun:
                 spec, name = r.assigned.popleft()
                 self._fail(spec, why, name)
                 why = f"render process {r.proc.pid} died (exit code {code}) before rendering"
+            r.proc.join(timeout=1)  # reap it
             if self.restarts < self.ex.max_restarts and not self.fatal:
                 self.restarts += 1
                 r.conn.close()
