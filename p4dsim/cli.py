@@ -328,14 +328,33 @@ def augment(
     executor: Annotated[str, typer.Option(help="local (process pool) or ray.")] = "local",
     workers: Annotated[
         int | None,
-        typer.Option(help="Worker processes (local) or CPUs of a local Ray (default: all cores)."),
+        typer.Option(
+            help="Worker processes (local; scene-building processes of a split job) or CPUs "
+            "of a local Ray (default: all cores; split: all but one per renderer)."
+        ),
     ] = None,
     address: Annotated[
         str | None, typer.Option(help="Ray cluster address (default: start Ray locally).")
     ] = None,
     gpus_per_worker: Annotated[
-        float, typer.Option(help="GPUs per Ray task (1 = one shard per GPU at a time).")
+        float,
+        typer.Option(
+            help="Ray: GPUs per task (all-in-one) or per rendering actor (split); > 0 splits."
+        ),
     ] = 0.0,
+    split: Annotated[
+        bool | None,
+        typer.Option(
+            "--split/--no-split",
+            help="Build scenes in CPU processes and render in one process per GPU (default: "
+            "when rendering on CUDA; --split also with the CPU renderer).",
+            show_default=False,
+        ),
+    ] = None,
+    render_procs: Annotated[
+        int | None,
+        typer.Option(help="Rendering processes of a split job (default: one per GPU, else 1)."),
+    ] = None,
     device: Annotated[
         str | None, typer.Option(help="auto, cpu or cuda (overrides each render.device).")
     ] = None,
@@ -361,6 +380,8 @@ def augment(
         workers=workers,
         address=address,
         gpus_per_worker=gpus_per_worker,
+        split=split,
+        render_procs=render_procs,
         device=device,
         force=force,
     )

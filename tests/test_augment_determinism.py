@@ -1,4 +1,5 @@
-"""Determinism of `p4dsim augment`: local with 1 and 2 workers and Ray give identical files."""
+"""Determinism of `p4dsim augment`: local with 1 and 2 workers and Ray (tasks, and split into
+build tasks and a rendering actor) give identical files."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def _run(tmp_path: Path, name: str, **kw):
     summary = run_augment(cfg)
     assert summary.ok, [r.error for r in summary.failed]
     assert summary.shards_done == 5 and summary.frames == 20
+    assert summary.executor.startswith(f"{kw['executor']}-split") == bool(kw.get("split"))
     return cfg.out
 
 
@@ -61,10 +63,20 @@ def test_local_one_and_two_workers_and_ray_give_identical_files(tmp_path: Path):
     )
     try:
         via_ray = _run(tmp_path, "ray", executor="ray")
+        via_ray_split = _run(tmp_path, "ray-split", executor="ray", split=True)
+        # the split's build tasks run with every native thread pool capped to one thread
+        from p4dsim.augment.rayexec import build_runtime_env, build_task_caps
+
+        probe = ray.remote(num_cpus=1, runtime_env=build_runtime_env(ray))(build_task_caps)
+        caps = ray.get(probe.remote())
     finally:
         ray.shutdown()
-    assert file_digests(via_ray) == reference
-    assert _shard_list(via_ray) == _shard_list(one)
+    assert set(caps["env"].values()) == {"1"}, caps
+    assert all(caps.get(lib, 1) == 1 for lib in ("numba", "torch", "cv2")), caps
+    assert set(caps.get("threadpools", {}).values()) <= {1}, caps
+    for out in (via_ray, via_ray_split):
+        assert file_digests(out) == reference, out.name
+        assert _shard_list(out) == _shard_list(one)
 
     # The rows are in a fixed order: shards by source frame, runs in scenario order.
     frames = read_table(one, "frames")

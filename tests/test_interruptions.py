@@ -174,3 +174,36 @@ def test_augment_interrupted_at_random_points(tmp_path, sig):
     assert m["augment"]["complete"] is True
     frames = [s for s in m["shards"] if s["table"] == "frames"]
     assert sum(s["rows"] for s in frames) == 12 * 3  # no frame missing or duplicated
+
+
+def _scene_blocks() -> set[str]:
+    shm = Path("/dev/shm")
+    return {p.name for p in shm.glob("p4dsim-scene-*")} if shm.is_dir() else set()
+
+
+@pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: signal.Signals(s).name)
+def test_augment_split_interrupted_at_random_points(tmp_path, sig):
+    """The split executor (build processes, a rendering process, scenes in shared memory):
+    the same outcome as above, and no shared memory block outlives the job (after SIGKILL,
+    the resource tracker removes what the killed processes left)."""
+    sc = tmp_path / "s.yaml"
+    sc.write_text(SCENARIO.replace("duration_s: 1.5", "duration_s: 0.2"))
+    out = tmp_path / "ds"
+    cmd = [sys.executable, "-m", "p4dsim", "augment", "--source", SOURCE, "--scenarios"]
+    cmd += [str(sc), "--frames", "0:12", "--out", str(out), "--split", "--workers", "2", "-q"]
+    rng = random.Random(20 + int(sig))
+    before = _scene_blocks()
+    for _ in range(max(1, RUNS - 1)):
+        code, err = _interrupt(cmd, out, sig, rng.uniform(1.0, 6.0))
+        _check(code, err, sig, out)
+        deadline = time.monotonic() + 15
+        while _scene_blocks() - before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _scene_blocks() - before, "shared memory blocks left behind"
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "leaked" not in done.stderr, done.stderr  # the resource tracker's warning
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["augment"]["complete"] is True
+    assert sum(s["rows"] for s in m["shards"] if s["table"] == "frames") == 12 * 3
+    assert not _scene_blocks() - before

@@ -1,29 +1,33 @@
-"""Executors: where shards run. Both call :func:`p4dsim.augment.shard.run_shard`, which writes
-the shard's files itself; only a small :class:`~p4dsim.augment.shard.ShardResult` comes back
-to the driver.
+"""Executors: where shards run. Each writes a shard's files in a worker (never the driver);
+only a small :class:`~p4dsim.augment.shard.ShardResult` comes back to the driver.
 
-- :class:`LocalExecutor`: a process pool (spawn) on this machine, one scene in memory per
-  worker process.
-- :class:`RayExecutor`: Ray tasks with ``num_gpus`` each, on a local Ray instance started for
-  the job or on a running cluster (``address``); the output folder must be reachable from
-  every node (shared filesystem).
+- :class:`LocalExecutor`: this machine. For the CPU renderer, a process pool (spawn) of
+  all-in-one workers, each building a shard's scene and rendering it
+  (:func:`p4dsim.augment.shard.run_shard`): rendering on the CPU is the slow part and must
+  stay parallel. For the GPU renderer (or with ``split=True``), the split executor
+  (:class:`~p4dsim.augment.split.SplitExecutor`): CPU build processes and one rendering
+  process per GPU, scenes passed through shared memory.
+- :class:`~p4dsim.augment.rayexec.RayExecutor`: the same two ways on a Ray cluster.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from p4dsim.augment.shard import ShardResult, run_shard
+from p4dsim.augment.devices import split_plan
+from p4dsim.augment.shard import ShardResult, failed_result, run_shard
 from p4dsim.augment.tasks import ShardSpec
+from p4dsim.augment.threadcaps import die_with_parent, signals_deferred
 from p4dsim.errors import ConfigError
+
+if TYPE_CHECKING:
+    from p4dsim.augment.rayexec import RayExecutor
 
 OnResult = Callable[[ShardResult], None]
 
@@ -36,57 +40,47 @@ class Executor(Protocol):
     def run(self, shards: list[ShardSpec], out_dir: Path, on_result: OnResult) -> None: ...
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Linux: have the kernel kill this process when the driver dies (even by SIGKILL), so no
-    orphaned worker keeps writing into the output folder."""
-    try:
-        import ctypes
-        import signal
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent_pid:
-        os._exit(1)
-
-
-@contextlib.contextmanager
-def _signals_deferred():
-    """Block SIGINT and SIGTERM in this thread for the block; they are handled at its end."""
-    sigs = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
 def _init_local_worker(parent_pid: int, threads: int) -> None:
-    # a worker inherits the driver's signal mask from its start (see _signals_deferred)
+    # a worker inherits the driver's signal mask from its start (see signals_deferred)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-    _die_with_parent(parent_pid)
+    die_with_parent(parent_pid)
     os.environ["NUMBA_NUM_THREADS"] = str(threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
 
-def _failed(spec: ShardSpec, why: str) -> ShardResult:
-    return ShardResult(shard_id=spec.shard_id, frame=spec.frame, ok=False, error=why)
-
-
 @dataclass
 class LocalExecutor:
-    """A pool of ``workers`` processes; each renders with ``cpu_count // workers`` threads."""
+    """This machine. All-in-one: a pool of ``workers`` processes (default: one per core),
+    each rendering with ``cpu_count // workers`` threads. Split (GPU rendering, or ``split``
+    True): ``workers`` build processes (default: one per core minus one per renderer) and
+    ``render_procs`` rendering processes (default: one per GPU, else one)."""
 
-    workers: int = 1
+    workers: int | None = None
+    split: bool | None = None
+    render_procs: int | None = None
     name: str = "local"
 
     def run(self, shards: list[ShardSpec], out_dir: Path, on_result: OnResult) -> None:
-        import multiprocessing as mp
-
         if not shards:
             return
-        workers = max(1, min(int(self.workers), len(shards)))
+        plan = split_plan(shards, self.split, self.render_procs)
+        if plan is None:
+            self.name = "local"
+            return self._run_pool(shards, out_dir, on_result)
+        from p4dsim.augment.split import SplitExecutor
+
+        cores = os.cpu_count() or 1
+        builders = self.workers or max(1, cores - plan.renderers)
+        builders = max(1, min(builders, len(shards)))
+        self.name = f"local-split ({builders} build, {plan.renderers} render processes)"
+        SplitExecutor(builders, plan.renderers, plan.gpus, plan.warm).run(
+            shards, out_dir, on_result
+        )
+
+    def _run_pool(self, shards: list[ShardSpec], out_dir: Path, on_result: OnResult) -> None:
+        import multiprocessing as mp
+
+        workers = max(1, min(int(self.workers or os.cpu_count() or 1), len(shards)))
         threads = max(1, (os.cpu_count() or 1) // workers)
         pool = ProcessPoolExecutor(
             max_workers=workers,
@@ -97,14 +91,14 @@ class LocalExecutor:
         try:
             # Workers start inside submit; an interruption while one is being handed its start
             # data would leave it to die with a traceback, so signals wait until all started.
-            with _signals_deferred():
+            with signals_deferred():
                 futures = {pool.submit(run_shard, s, str(out_dir)): s for s in shards}
             for fut in as_completed(futures):
                 spec = futures[fut]
                 try:
                     res = fut.result()
                 except Exception as exc:  # the worker process died (killed, out of memory)
-                    res = _failed(spec, f"worker process failed: {type(exc).__name__}: {exc}")
+                    res = failed_result(spec, f"worker process failed: {type(exc).__name__}: {exc}")
                 on_result(res)
         except BaseException:  # interrupted: stop the workers before the driver cleans up
             _terminate(pool)
@@ -129,91 +123,40 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
             pass
 
 
-def _ray_shard(spec: ShardSpec, out_dir: str) -> ShardResult:
-    """The Ray task: render with as many CPU threads as Ray assigned to the task."""
-    try:
-        import ray
-
-        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
-        threads = max(1, int(cpus))
-        if "numba" not in sys.modules:
-            os.environ["NUMBA_NUM_THREADS"] = str(threads)
-    except Exception:
-        pass
-    return run_shard(spec, out_dir)
-
-
-@dataclass
-class RayExecutor:
-    """Shards as Ray tasks (``num_gpus=gpus_per_worker``, one CPU each).
-
-    address: a running cluster (``ray://...`` or ``HOST:PORT``; ``auto`` = the local running
-    cluster); None starts a local Ray instance for the job with ``workers`` CPUs (all of this
-    machine's when None). When Ray is already initialised in this process, it is used as is.
-    """
-
-    address: str | None = None
-    gpus_per_worker: float = 0.0
-    workers: int | None = None
-    max_retries: int = 2
-    name: str = "ray"
-
-    def run(self, shards: list[ShardSpec], out_dir: Path, on_result: OnResult) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise ConfigError(
-                "--executor ray needs Ray: install the extra with pip install 'p4dsim[ray]'"
-            ) from None
-        if not shards:
-            return
-        started = False
-        if not ray.is_initialized():
-            if self.address:
-                ray.init(address=self.address, log_to_driver=False)
-            else:
-                ray.init(num_cpus=self.workers, include_dashboard=False, log_to_driver=False)
-            started = True
-        pending: dict = {}
-        try:
-            task = ray.remote(
-                num_cpus=1, num_gpus=self.gpus_per_worker, max_retries=self.max_retries
-            )(_ray_shard)
-            out = str(Path(out_dir).resolve())
-            pending = {task.remote(s, out): s for s in shards}
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
-                for ref in done:
-                    spec = pending.pop(ref)
-                    try:
-                        res = ray.get(ref)
-                    except Exception as exc:  # task or worker failure after retries
-                        res = _failed(spec, f"ray task failed: {type(exc).__name__}: {exc}")
-                    on_result(res)
-        except BaseException:
-            for ref in pending:
-                ray.cancel(ref, force=True)
-            raise
-        finally:
-            if started:
-                ray.shutdown()
-
-
 def make_executor(
     kind: str,
     workers: int | None = None,
     address: str | None = None,
     gpus_per_worker: float = 0.0,
+    split: bool | None = None,
+    render_procs: int | None = None,
 ) -> LocalExecutor | RayExecutor:
     """The executor named ``kind`` (local or ray)."""
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     if gpus_per_worker < 0:
         raise ConfigError(f"--gpus-per-worker must be >= 0, got {gpus_per_worker}")
+    if render_procs is not None and render_procs < 1:
+        raise ConfigError(f"--render-procs must be at least 1, got {render_procs}")
+    if render_procs is not None and split is False:
+        raise ConfigError("--render-procs is for split jobs; remove it or drop --no-split")
     if kind == "local":
         if address:
             raise ConfigError("--address is for --executor ray; remove it or use the ray executor")
-        return LocalExecutor(workers or (os.cpu_count() or 1))
+        if gpus_per_worker:
+            raise ConfigError(
+                "--gpus-per-worker is for --executor ray; locally each GPU gets one rendering "
+                "process (--render-procs)"
+            )
+        return LocalExecutor(workers, split, render_procs)
     if kind == "ray":
-        return RayExecutor(address=address, gpus_per_worker=gpus_per_worker, workers=workers)
+        from p4dsim.augment.rayexec import RayExecutor
+
+        return RayExecutor(
+            address=address,
+            gpus_per_worker=gpus_per_worker,
+            workers=workers,
+            split=split,
+            render_procs=render_procs,
+        )
     raise ConfigError(f"--executor must be local or ray, got '{kind}'")

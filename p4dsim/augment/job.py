@@ -36,6 +36,9 @@ class AugmentConfig:
     workers: int | None = None
     address: str | None = None
     gpus_per_worker: float = 0.0
+    #: None: split build and render processes when rendering on a GPU; True/False: always/never
+    split: bool | None = None
+    render_procs: int | None = None
     device: Device | None = None
     force: bool = False
     manifest_interval_s: float = 1.0
@@ -92,7 +95,14 @@ def run_augment(
     the one ``cfg`` names (any object with ``name`` and ``run(shards, out_dir, on_result)``)."""
     t0 = time.perf_counter()
     if executor is None:
-        executor = make_executor(cfg.executor, cfg.workers, cfg.address, cfg.gpus_per_worker)
+        executor = make_executor(
+            cfg.executor,
+            cfg.workers,
+            cfg.address,
+            cfg.gpus_per_worker,
+            split=cfg.split,
+            render_procs=cfg.render_procs,
+        )
     plan = plan_from_config(cfg)
     manifest = AugmentManifest.open(
         Path(cfg.out), plan, force=cfg.force, min_interval_s=cfg.manifest_interval_s
