@@ -12,10 +12,11 @@
 * Boxes: the sample's annotations in the ego frame at the camera's timestamp, track id = the
   instance token, label from the category (see :mod:`p4dsim_nuscenes.categories`), velocity
   from the devkit (``NuScenes.box_velocity``, centre differences of the annotation track,
-  rotated into the ego frame; None where the devkit has none). A :class:`~p4dsim.types.Box3D`
-  is upright in the ego frame: the centre is exact, the heading is the box's heading
-  projected onto the ego's xy plane (nuScenes boxes are upright in the map frame, the ego body
-  is pitched and rolled against it by a few degrees on ramps).
+  rotated into the ego frame; None where the devkit has none). nuScenes boxes are upright in
+  the map frame and the ego body is pitched and rolled against it (0.2-4.6° in scene-0916),
+  so each :class:`~p4dsim.types.Box3D` carries its full ``rotation`` in the ego frame (its
+  corners are then exactly the devkit's) and ``yaw`` is its heading projected onto the ego's
+  xy plane.
 * Ego trajectory: every ego pose of the camera channel in the scene (12 Hz: the sweeps'
   sample_data records are used even where their image files are absent).
 * Tracks: the annotation histories of the scene's instances (keyframe timestamps).
@@ -266,6 +267,7 @@ class NuScenesLog(Log):
                     size=np.array([l, w, h]),
                     yaw=float(np.arctan2(T_eb[1, 0], T_eb[0, 0])),
                     velocity=vel,
+                    rotation=T_eb[:3, :3].copy(),
                 )
             )
             cats[tid] = cat

@@ -85,45 +85,47 @@ def test_lidar_depth_edges_land_on_image_edges(nus_log):
 
 
 def test_visible_boxes_match_devkit_projection(nus_log, nusc):
-    """Every box the devkit calls fully visible in CAM_FRONT projects inside the image; its
-    centre lands within 1 px of the devkit's; its corners agree with the devkit's within what
-    the ego's tilt against the map frame allows (p4dsim boxes are upright in the ego frame,
-    nuScenes boxes upright in the map frame), and within 1 px where that tilt moves no corner
-    by more than half a pixel."""
+    """Every box the devkit calls visible in CAM_FRONT (any corner in the image), at every
+    keyframe: its centre projects inside the image when the devkit's does, and each of its 8
+    projected corners lands within 1 px of the devkit's own projection of the same corner
+    (the devkit moves the box with the camera sample_data's ego pose; the box carries the
+    ego's pitch and roll against the map frame, which a yaw alone cannot)."""
     from nuscenes.utils.geometry_utils import BoxVisibility, view_points
 
-    n_boxes = n_strict = 0
+    n_boxes = n_all = 0
+    worst = 0.0
     for i in range(len(nus_log)):
         sd = nus_log.cam_sd[i]
-        _, ref_boxes, K = nusc.get_sample_data(sd["token"], box_vis_level=BoxVisibility.ALL)
-        T_we = record_pose(nusc.get("ego_pose", sd["ego_pose_token"]))
-        boxes, _ = nus_log.boxes(i, T_we)
+        _, ref_boxes, K = nusc.get_sample_data(sd["token"], box_vis_level=BoxVisibility.ANY)
+        f_boxes, _ = nus_log.boxes(i, nus_log._ego_pose(sd))
         cam = nus_log.camera(i, 1600, 900)
         T_ce = inv_pose(cam.T_ego_camera)
-        tilt = float(np.arccos(np.clip(T_we[2, 2], -1, 1)))  # ego z against map z, radians
-        by_track = {b.track_id: b for b in boxes}
+        by_track = {b.track_id: b for b in f_boxes}
+        all_in = {
+            b.token for b in nusc.get_sample_data(sd["token"], box_vis_level=BoxVisibility.ALL)[1]
+        }
         for rb in ref_boxes:
-            ann = nusc.get("sample_annotation", rb.token)
-            b = by_track[ann["instance_token"]]
-            ref_uv = view_points(rb.corners(), K, normalize=True)[:2].T  # nuScenes pixels
-            ref_c = view_points(rb.center[:, None], K, normalize=True)[:2, 0]
+            b = by_track[nusc.get("sample_annotation", rb.token)["instance_token"]]
             corners_cam = transform_points(T_ce, b.corners())
-            uv, z = project(cam.K, corners_cam)
-            uv -= PIXEL_OFFSET
-            c_uv, _ = project(cam.K, transform_points(T_ce, b.center[None]))
-            assert np.abs(c_uv[0] - PIXEL_OFFSET - ref_c).max() < 1.0
-            assert np.all((c_uv[0] >= 0) & (c_uv[0] <= [1600, 900]))
-            # corner correspondence: nearest devkit corner of each of ours
-            d = np.linalg.norm(uv[:, None, :] - ref_uv[None, :, :], axis=2).min(axis=1)
-            radius = 0.5 * float(np.linalg.norm(b.size))
-            bound_px = cam.K[0, 0] * tilt * radius / max(float(z.min()) - tilt * radius, 0.5)
-            assert d.max() <= 1.0 + 1.5 * bound_px, (i, ann["token"], d.max(), bound_px)
-            if bound_px < 0.5:
-                assert d.max() <= 1.0
-                n_strict += 1
+            if np.any(corners_cam[:, 2] <= 0.1):
+                continue  # a corner behind the camera: no pinhole projection to compare
+            uv, _ = project(cam.K, corners_cam)
+            uv -= PIXEL_OFFSET  # nuScenes pixels
+            # devkit corner order: front face (x +l/2) top-left, top-right, bottom-right,
+            # bottom-left, then the rear face; matched as sets, then one to one
+            ref_uv = view_points(rb.corners(), K, normalize=True)[:2].T
+            d = np.linalg.norm(uv[:, None, :] - ref_uv[None, :, :], axis=2)
+            assert sorted(d.argmin(axis=1)) == list(range(8))
+            err = float(d.min(axis=1).max())
+            worst = max(worst, err)
+            assert err <= 1.0, (i, rb.token, err)
+            if rb.token in all_in:  # every corner inside: so is the centre
+                c_uv, _ = project(cam.K, transform_points(T_ce, b.center[None]))
+                assert np.all((c_uv[0] >= 0) & (c_uv[0] <= [1600, 900]))
+                n_all += 1
             n_boxes += 1
-    print(f"{n_boxes} boxes, {n_strict} with a tilt effect under 0.5 px")
-    assert n_boxes > 300 and n_strict > 20, (n_boxes, n_strict)
+    print(f"{n_boxes} visible boxes ({n_all} entirely in the image), worst corner {worst:.2e} px")
+    assert n_boxes > 500 and n_all > 300, (n_boxes, n_all)
 
 
 def test_box_velocities_labels_and_tracks(nus_log, frame10, nusc):
