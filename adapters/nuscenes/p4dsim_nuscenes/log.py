@@ -19,7 +19,12 @@
   xy plane.
 * Ego trajectory: every ego pose of the camera channel in the scene (12 Hz: the sweeps'
   sample_data records are used even where their image files are absent).
-* Tracks: the annotation histories of the scene's instances (keyframe timestamps).
+* Tracks: the annotation histories of the scene's instances, each annotation at its
+  keyframe's camera timestamp. An annotation is made on the LiDAR sweep, about 35 ms after
+  the CAM_FRONT exposure; the devkit draws it into the image as it is, and so do the frame's
+  boxes. On the camera clock the track passes through the frame's box at the frame's time:
+  an actor built from the image starts where its box is (a road user at 5 m/s would
+  otherwise start 17 cm off).
 """
 
 from __future__ import annotations
@@ -364,12 +369,12 @@ class NuScenesLog(Log):
     @cached_property
     def _tracks(self) -> dict[str, Track]:
         hist: dict[str, list[tuple[int, np.ndarray, np.ndarray, str]]] = {}
-        for i, s in enumerate(self.samples):
+        for i in range(len(self.samples)):
             for ann in self._annotations(i):
                 cat = self._category(ann["instance_token"], ann["token"])
                 w, l, h = (float(x) for x in ann["size"])
                 hist.setdefault(ann["instance_token"], []).append(
-                    (int(s["timestamp"]), record_pose(ann), np.array([l, w, h]), cat)
+                    (int(self.timestamps_us[i]), record_pose(ann), np.array([l, w, h]), cat)
                 )
         out = {}
         for tid, rows in hist.items():
