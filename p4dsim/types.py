@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-from p4dsim.geometry import BOX_CORNER_SIGNS, box_corners, make_pose, pose_from_xyz_yaw
+from p4dsim.geometry import BOX_CORNER_SIGNS, box_corners, make_pose, pose_from_xyz_yaw, rot_z
 
 Label = Literal["vehicle", "pedestrian", "cyclist", "sign", "other"]
 LABELS: tuple[str, ...] = ("vehicle", "pedestrian", "cyclist", "sign", "other")
@@ -101,6 +101,12 @@ class Box3D:
             return box_corners(self.center, self.size, self.yaw)
         local = BOX_CORNER_SIGNS * np.asarray(self.size, dtype=np.float64) / 2
         return local @ np.asarray(self.rotation, np.float64).T + np.asarray(self.center, np.float64)
+
+    def rotation_matrix(self) -> np.ndarray:
+        """[3, 3] orientation of the box in its frame: ``rotation``, else ``rot_z(yaw)``."""
+        if self.rotation is None:
+            return rot_z(self.yaw)
+        return np.array(self.rotation, dtype=np.float64)
 
     def pose(self) -> np.ndarray:
         """[4, 4] pose of the box (``T_frame_box``, at its centre): ``rotation`` when given,
