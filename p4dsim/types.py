@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-from p4dsim.geometry import box_corners
+from p4dsim.geometry import BOX_CORNER_SIGNS, box_corners, make_pose, pose_from_xyz_yaw, rot_z
 
 Label = Literal["vehicle", "pedestrian", "cyclist", "sign", "other"]
 LABELS: tuple[str, ...] = ("vehicle", "pedestrian", "cyclist", "sign", "other")
@@ -70,11 +70,16 @@ class Camera:
 
 @dataclass
 class Box3D:
-    """An upright 3D box.
+    """A 3D box, upright unless it carries a full rotation.
 
     center: [3] box centre (not the bottom) in the frame it is given in (ego frame in a Frame);
     size: [3] length (along heading), width, height in metres; yaw: heading about +z, radians;
-    velocity, acceleration: [3] or None (see module docstring); yaw_rate: rad/s or None.
+    velocity, acceleration: [3] or None (see module docstring); yaw_rate: rad/s or None;
+    rotation: [3, 3] the box's full orientation in that frame, or None for upright boxes
+    (``rot_z(yaw)``). Adapters whose boxes are upright in another frame than the ego frame
+    (nuScenes: upright in the map frame, the ego body pitched and rolled against it) give it so
+    that :meth:`corners` and :meth:`pose` are exact; ``yaw`` is then the heading of the box's
+    x axis projected onto the frame's xy plane.
     """
 
     track_id: str
@@ -87,10 +92,28 @@ class Box3D:
     yaw_rate: float | None = None
     source: str = "labels"
     confidence: float = 1.0
+    rotation: np.ndarray | None = None
 
     def corners(self) -> np.ndarray:
-        """The 8 corners [8, 3] (see :func:`p4dsim.geometry.box_corners`)."""
-        return box_corners(self.center, self.size, self.yaw)
+        """The 8 corners [8, 3] (order of :func:`p4dsim.geometry.box_corners`), rotated by
+        ``rotation`` when the box has one."""
+        if self.rotation is None:
+            return box_corners(self.center, self.size, self.yaw)
+        local = BOX_CORNER_SIGNS * np.asarray(self.size, dtype=np.float64) / 2
+        return local @ np.asarray(self.rotation, np.float64).T + np.asarray(self.center, np.float64)
+
+    def rotation_matrix(self) -> np.ndarray:
+        """[3, 3] orientation of the box in its frame: ``rotation``, else ``rot_z(yaw)``."""
+        if self.rotation is None:
+            return rot_z(self.yaw)
+        return np.array(self.rotation, dtype=np.float64)
+
+    def pose(self) -> np.ndarray:
+        """[4, 4] pose of the box (``T_frame_box``, at its centre): ``rotation`` when given,
+        else upright at ``yaw``."""
+        if self.rotation is None:
+            return pose_from_xyz_yaw(self.center, self.yaw)
+        return make_pose(self.rotation, self.center)
 
 
 @dataclass(frozen=True)

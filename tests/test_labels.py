@@ -200,3 +200,25 @@ def test_label_geometry_matches_per_actor_reference(toytown):
             if v is not None:
                 assert geom.speed[k, i] == pytest.approx(np.linalg.norm(v[k, :2]), abs=1e-9)
     assert seen_none >= 1 and seen_partial >= 3
+
+
+def test_tilted_boxes_keep_their_rotation():
+    """A box with a full rotation (upright in another frame than the one it is given in) has
+    exactly its rotated corners and pose; an upright box (no rotation) is unchanged, bit for
+    bit."""
+    from p4dsim.geometry import BOX_CORNER_SIGNS, box_corners
+    from p4dsim.types import Box3D
+
+    size, c = np.array([4.0, 2.0, 1.5]), np.array([10.0, -2.0, 0.5])
+    a = 0.05
+    R_x = np.array([[1.0, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    R = R_x @ rot_z(0.7)
+    up = Box3D("a", "vehicle", c, size, 0.7)
+    tilted = Box3D("a", "vehicle", c, size, 0.7, rotation=R)
+    np.testing.assert_array_equal(up.pose(), pose_from_xyz_yaw(c, 0.7))
+    np.testing.assert_array_equal(up.corners(), box_corners(c, size, 0.7))
+    np.testing.assert_array_equal(tilted.pose(), make_pose(R, c))
+    np.testing.assert_allclose(tilted.corners(), BOX_CORNER_SIGNS * size / 2 @ R.T + c, atol=1e-12)
+    # the corners are the box's local corners moved by its pose
+    local = np.linalg.inv(tilted.pose()) @ np.c_[tilted.corners(), np.ones(8)].T
+    np.testing.assert_allclose(np.abs(local[:3].T), np.tile(size / 2, (8, 1)), atol=1e-12)

@@ -26,7 +26,6 @@ import numpy as np
 from p4dsim.errors import ConfigError
 from p4dsim.geometry import (
     inv_pose,
-    pose_from_xyz_yaw,
     rotmat_to_quat,
     transform_points,
 )
@@ -312,7 +311,7 @@ def build_scene(frame: Frame, config: BuildConfig | None = None) -> Scene4D:
             lab_g[n_grid:] = lab_g[:n_grid][anchor]
             lab_g[n_grid:] = np.maximum(lab_g[n_grid:], disc_label)  # ... or with a vehicle
     for bi, box in enumerate(frame.boxes):
-        T_wa = pose_from_xyz_yaw(box.center, box.yaw)
+        T_wa = box.pose()
         if seg is not None:
             # the box's pixels (their depth already on the box), without the ground under it
             inside = (lab_g == bi) & (height_above > cfg.core_clearance_m) & ~taken & ~is_sky

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from numba import njit, prange
 
-from p4dsim.geometry import inv_pose, ray_box_interval, rot_z, transform_points
+from p4dsim.geometry import inv_pose, ray_box_interval, transform_points
 from p4dsim.types import Camera
 
 
@@ -312,7 +312,7 @@ def ray_box_depths(camera: Camera, boxes: list, grow: float = 0.0) -> tuple[np.n
     entry = np.full(H * W, np.inf)
     exit_ = np.zeros(H * W)
     for b in boxes:
-        R = rot_z(b.yaw)
+        R = b.rotation_matrix()
         o = R.T @ (o_e - np.asarray(b.center, dtype=np.float64))
         dr = rays_e @ R  # ray directions in the box frame
         tmin, tmax = ray_box_interval(o, dr, np.asarray(b.size, dtype=np.float64) / 2 + grow)

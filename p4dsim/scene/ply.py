@@ -110,10 +110,16 @@ def _motion_from_json(d: dict):
     return TrackMotion(**{k: np.asarray(v, dtype=np.float64) for k, v in d.items()})
 
 
+#: Box3D fields written only when set (older sidecars lack them; upright boxes have none)
+_OPTIONAL_BOX_FIELDS = ("rotation",)
+
+
 def _box_to_json(b: Box3D) -> dict:
     out = {}
     for f in dataclasses.fields(b):
         v = getattr(b, f.name)
+        if v is None and f.name in _OPTIONAL_BOX_FIELDS:
+            continue
         out[f.name] = np.asarray(v).tolist() if isinstance(v, np.ndarray) else v
     return out
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from p4dsim.geometry import inv_pose, ray_box_interval, rot_z, transform_points
+from p4dsim.geometry import inv_pose, ray_box_interval, transform_points
 from p4dsim.scene.ground import ray_plane_depth
 from p4dsim.types import Box3D, Camera
 
@@ -91,7 +91,7 @@ def box_interval(
     """(entry [n], exit [n]) camera z where each ego-frame ray ``origin + t * rays_e`` enters
     and leaves ``box`` grown by ``grow``; both 0 where it misses. A camera inside the box
     enters at t = 1e-3."""
-    R = rot_z(box.yaw)
+    R = box.rotation_matrix()
     o = R.T @ (np.asarray(origin, dtype=np.float64) - np.asarray(box.center, dtype=np.float64))
     tmin, tmax = ray_box_interval(o, rays_e @ R, np.asarray(box.size, dtype=np.float64) / 2 + grow)
     ok = (tmax >= np.maximum(tmin, 0)) & (tmax > 0)
@@ -297,7 +297,7 @@ def segment_vehicles(
     dist = [float(np.hypot(*np.asarray(b.center, dtype=np.float64)[:2])) for b in boxes]
     for bi in np.argsort(dist, kind="stable"):
         box = boxes[bi]
-        local_o = rot_z(box.yaw).T @ (origin - np.asarray(box.center, dtype=np.float64))
+        local_o = box.rotation_matrix().T @ (origin - np.asarray(box.center, dtype=np.float64))
         if np.all(np.abs(local_o) <= np.asarray(box.size) / 2 + cfg.grow_m):
             continue  # a box around the camera: no view of it to segment
         entry_g, exit_g = box_interval(rays_e, origin, box, cfg.grow_m)
@@ -323,7 +323,7 @@ def segment_vehicles(
         bg = np.zeros(H * W, bool)
         on = hull_f[pix]
         if on.any():
-            R = rot_z(box.yaw)
+            R = box.rotation_matrix()
             local = (pts[on] - np.asarray(box.center, dtype=np.float64)) @ R
             half = np.asarray(box.size, dtype=np.float64) / 2
             inside = np.all(np.abs(local) <= half + cfg.inside_margin_m, axis=1)

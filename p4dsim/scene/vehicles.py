@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from p4dsim.geometry import inv_pose, pose_from_xyz_yaw, ray_box_interval, transform_points
+from p4dsim.geometry import inv_pose, ray_box_interval, transform_points
 from p4dsim.scene.segment import VehicleMasks
 
 
@@ -101,7 +101,7 @@ def _join_box_pixels(
         free = (seg.labels[r0:r1, c0:c1] < 0) & ~sky[r0:r1, c0:c1]
         rays = np.stack([uu + 0.5, vv + 0.5, np.ones_like(uu)], axis=-1).reshape(-1, 3) @ Kinv.T
         P = transform_points(cam.T_ego_camera, rays * dense[r0:r1, c0:c1].reshape(-1, 1))
-        local = transform_points(inv_pose(pose_from_xyz_yaw(box.center, box.yaw)), P)
+        local = transform_points(inv_pose(box.pose()), P)
         ok = np.all(np.abs(local) <= np.asarray(box.size) / 2 + margin, axis=1)
         ok &= P @ n_g + d_g > clearance
         cand = free & ok.reshape(free.shape)
@@ -119,7 +119,7 @@ def _join_box_pixels(
 def _box_volume(g, box, cam, cfg, height_above, taken, is_sky, n_grid, anchor) -> np.ndarray:
     """bool [len(g)]: the box-volume rule (``vehicle_masks`` off): Gaussians inside the grown
     box, or on a ray through it just in front of it (moved onto it), above the ground."""
-    T_wa = pose_from_xyz_yaw(box.center, box.yaw)
+    T_wa = box.pose()
     local = transform_points(inv_pose(T_wa), g.means)
     half = np.asarray(box.size) / 2 + cfg.box_grow_m
     core = np.all(np.abs(local) <= np.asarray(box.size) / 2, axis=1)

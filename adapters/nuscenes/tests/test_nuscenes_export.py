@@ -5,6 +5,7 @@ dataset's rendered 2D boxes."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -54,14 +55,80 @@ def _devkit_box2d(corners_cam: np.ndarray, K: np.ndarray, w: int, h: int):
     return [float(x0), float(y0), float(x1), float(y1)]
 
 
-def test_export_loads_in_devkit_and_boxes_match(shifted):
-    """The devkit loads the export; its projection of every annotation is the dataset's box
-    projected with the dataset's camera (to 0.01 px); the rendered 2D box of every actor more
-    than half visible lies inside the devkit's box (≥ 90 % of its area). The IoU of the two is
-    printed: the rendered box bounds the visible pixels, the devkit's the whole cuboid."""
+#: the bottom of a box this high holds the ground it stands on, not the object (m)
+GROUND_SLAB_M = 0.15
+
+
+def _surface_in_boxes(points: np.ndarray, boxes) -> np.ndarray:
+    """bool [B, N]: which camera-frame points [3, N] lie in each devkit box (camera frame),
+    its bottom :data:`GROUND_SLAB_M` left out."""
+    out = np.zeros((len(boxes), points.shape[1]), dtype=bool)
+    for k, b in enumerate(boxes):
+        loc = b.rotation_matrix.T @ (points - b.center[:, None])
+        w, l, h = b.wlh
+        with np.errstate(invalid="ignore"):
+            out[k] = (
+                (np.abs(loc[0]) <= l / 2)
+                & (np.abs(loc[1]) <= w / 2)
+                & (loc[2] <= h / 2)
+                & (loc[2] >= -h / 2 + GROUND_SLAB_M)
+            )
+    return out
+
+
+def _surface_boxes(depth: np.ndarray, K: np.ndarray, boxes, T_shift: np.ndarray):
+    """The 2D box [x0, y0, x1, y1] (pixel bounds, x1/y1 exclusive, as the dataset's) of the
+    rendered pixels whose surface lies in each devkit box and in no other, per box (None:
+    none); the rendered surface is the dataset's depth [H, W] seen through the devkit's camera
+    (K in nuScenes pixels: pixel centres at integers), moved by ``T_shift`` [4, 4] (identity:
+    the exported camera; else a wrong camera pose, the control)."""
+    from p4dsim.labels import box2d_from_mask
+
+    H, W = depth.shape
+    jj, ii = np.meshgrid(np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64))
+    rays = np.linalg.inv(K) @ np.stack([jj.ravel(), ii.ravel(), np.ones(H * W)])
+    d = depth.reshape(1, -1).astype(np.float64)
+    pts = rays * np.where(np.isfinite(d) & (d > 0), d, 0.0)
+    pts = T_shift[:3, :3] @ pts + T_shift[:3, 3:]
+    inside = _surface_in_boxes(pts, boxes)
+    alone = inside & (inside.sum(axis=0) == 1)
+    return [box2d_from_mask(m.reshape(H, W)) for m in alone]
+
+
+@dataclass
+class BoxMatch:
+    """One actor more than half visible whose devkit box projects entirely inside the image:
+    the rendered 2D box against the devkit annotation (see ``devkit_match``)."""
+
+    line: str
+    iou: float  # rendered box vs the devkit annotation's visible surface
+    iou_control: float  # ... through a camera 1 m off
+    iou_cuboid: float  # rendered box vs the devkit's full projected cuboid
+    inside: float  # share of the rendered box inside the devkit's projected box (+2 px)
+
+
+@pytest.fixture(scope="module")
+def devkit_match(shifted):
+    """The devkit loads the export; per frame, its projection of every annotation (its ego
+    pose and calibrated sensor: the shifted camera) against the dataset's box projected with
+    the dataset's camera (worst corner distance, px), and a :class:`BoxMatch` per actor more
+    than half visible whose box the image holds whole (a box the border cuts has its visible
+    box cut there).
+
+    What is compared with the rendered 2D box (bounds of the actor's visible pixels):
+    * like with like, the box of the devkit annotation's own visible surface: the rendered
+      pixels whose depth, seen through the devkit's camera, lies in that annotation's 3D box
+      (its bottom :data:`GROUND_SLAB_M`, the ground it stands on, left out) and in no other
+      annotation's; the control is the same through the camera where the unshifted ego
+      would hold it (1 m to the right);
+    * the devkit's full projected cuboid (what ``export_2d_annotations_as_json`` would give),
+      which holds the cuboid's empty corners and the occluded part: no like for a visible box.
+    """
     import cv2
     from nuscenes.nuscenes import NuScenes
     from nuscenes.utils.geometry_utils import BoxVisibility, view_points
+
+    from p4dsim.io.codecs import decode_depth
 
     ds, out = shifted
     frames = sorted(read_table(ds, "frames").to_pylist(), key=lambda r: r["frame_index"])
@@ -71,50 +138,105 @@ def test_export_loads_in_devkit_and_boxes_match(shifted):
     assert len(nusc.sample_annotation) == len(actors)
     assert nusc.log[0]["date_captured"] == "2018-10-08"  # the source log's day
     sample = nusc.get("sample", nusc.scene[0]["first_sample_token"])
-    ious, n_checked = [], 0
+    worst_px, matches = 0.0, []
     for fr in frames:
         fi = fr["frame_index"]
         sd = nusc.get("sample_data", sample["data"]["CAM_FRONT"])
-        assert sd["width"] == fr["width"] == 400 and sd["height"] == fr["height"] == 225
+        W, H = fr["width"], fr["height"]
+        assert (sd["width"], sd["height"]) == (W, H) == (400, 225)
         path, boxes, K = nusc.get_sample_data(sd["token"], box_vis_level=BoxVisibility.NONE)
-        assert cv2.imread(path).shape == (225, 400, 3)
+        assert cv2.imread(path).shape == (H, W, 3)
         ep = nusc.get("ego_pose", sd["ego_pose_token"])
         T_we = make_pose(quat_to_matrix(ep["rotation"]), ep["translation"])
         np.testing.assert_allclose(T_we.ravel(), fr["T_world_ego"], atol=1e-9)
         K_ds = np.reshape(fr["K"], (3, 3))
         np.testing.assert_allclose(K + [[0, 0, 0.5], [0, 0, 0.5], [0, 0, 0]], K_ds, atol=1e-9)
-        T_cw = inv_pose(np.reshape(fr["T_world_camera"], (4, 4)))
+        T_wc = np.reshape(fr["T_world_camera"], (4, 4))
+        T_ec = inv_pose(T_we) @ T_wc
+        # control: annotations seen through the camera where the unshifted ego would hold it
+        # (1 m to the right): a rendered point p is in a box of that camera's frame where
+        # T_truecam_wrongcam @ p is in the box of the true camera's frame
+        T_wrong = inv_pose(T_ec) @ make_pose(np.eye(3), [0.0, -1.0, 0.0]) @ T_ec
+        depth = decode_depth(fr["depth"], fr["depth_format"], W, H)
+        surf = _surface_boxes(depth, K, boxes, np.eye(4))
+        surf_wrong = _surface_boxes(depth, K, boxes, T_wrong)
         rows = [a for a in actors if a["frame_index"] == fi]
         assert len(boxes) == len(rows)
-        for b in boxes:
+        for k, b in enumerate(boxes):
             ann = nusc.get("sample_annotation", b.token)
             a = next(r for r in rows if np.allclose(r["center_world"], ann["translation"]))
             assert ann["visibility_token"] == visibility_token(a["visible_fraction"])
             corners_w = box_corners(np.asarray(a["center_world"]), a["size"], a["yaw_world"])
-            pc = transform_points(T_cw, corners_w)
-            if np.all(pc[:, 2] > 0.1):
-                uv, _ = project(K_ds, pc)
-                ref_uv = view_points(b.corners(), K, normalize=True)[:2].T + 0.5
-                d = np.linalg.norm(uv[:, None] - ref_uv[None], axis=2).min(axis=1)
-                assert d.max() < 0.01
+            pc = transform_points(inv_pose(T_wc), corners_w)
+            if not np.all(pc[:, 2] > 0.1):
+                continue
+            uv, _ = project(K_ds, pc)
+            ref_uv = view_points(b.corners(), K, normalize=True)[:2].T + 0.5
+            d = np.linalg.norm(uv[:, None] - ref_uv[None], axis=2).min(axis=1)
+            worst_px = max(worst_px, float(d.max()))
             if a["box2d"] is None or (a["visible_fraction"] or 0) <= 0.5:
                 continue
-            ref = _devkit_box2d(b.corners(), K, sd["width"], sd["height"])
-            # Splats reach past the geometric silhouette by about their footprint: the devkit's
-            # box grown by 2 px (a 400 px wide render) still holds the rendered visible pixels.
-            ref = [ref[0] - 2.0, ref[1] - 2.0, ref[2] + 2.0, ref[3] + 2.0]
+            if ref_uv.min() < 0 or np.any(ref_uv.max(axis=0) > [W, H]):
+                continue  # the image border cuts the box
+            ref = _devkit_box2d(b.corners(), K, W, H)
             q = a["box2d"]
-            iw = max(0.0, min(ref[2], q[2]) - max(ref[0], q[0]))
-            ih = max(0.0, min(ref[3], q[3]) - max(ref[1], q[1]))
-            assert iw * ih >= 0.9 * (q[2] - q[0]) * (q[3] - q[1]), (fi, a["track_id"], ref, q)
-            ious.append(box_iou(ref, q))
-            n_checked += 1
+            grown = [ref[0] - 2.0, ref[1] - 2.0, ref[2] + 2.0, ref[3] + 2.0]
+            iw = max(0.0, min(grown[2], q[2]) - max(grown[0], q[0]))
+            ih = max(0.0, min(grown[3], q[3]) - max(grown[1], q[1]))
+            m = BoxMatch(
+                line="",
+                iou=box_iou(surf[k], q),
+                iou_control=box_iou(surf_wrong[k], q),
+                iou_cuboid=box_iou(ref, q),
+                inside=iw * ih / ((q[2] - q[0]) * (q[3] - q[1])),
+            )
+            m.line = (
+                f"  frame {fi} {a['label']:<10} visible {a['visible_fraction']:.2f}: IoU "
+                f"{m.iou:.2f} (1 m off: {m.iou_control:.2f}, full cuboid: {m.iou_cuboid:.2f}) "
+                f"rendered {q} devkit surface {surf[k]}"
+            )
+            matches.append(m)
         sample = nusc.get("sample", sample["next"]) if sample["next"] else sample
+    ious = np.array([m.iou for m in matches])
     print(
-        f"{n_checked} boxes more than half visible; IoU rendered vs devkit box: "
-        f"median {np.median(ious):.2f}, min {np.min(ious):.2f}, max {np.max(ious):.2f}"
+        f"\n{len(matches)} actors more than half visible, inside the image; IoU of the rendered "
+        f"box with the devkit annotation's visible surface: median {np.median(ious):.2f}, min "
+        f"{ious.min():.2f}, {np.mean(ious >= 0.7):.0%} >= 0.7; through a camera 1 m off: median "
+        f"{np.median([m.iou_control for m in matches]):.2f}; with the devkit's full projected "
+        f"cuboid: median {np.median([m.iou_cuboid for m in matches]):.2f}\n"
+        + "\n".join(m.line for m in matches)
     )
-    assert n_checked >= 5, n_checked
+    return worst_px, matches
+
+
+def test_export_loads_in_devkit_and_boxes_match(devkit_match):
+    """The devkit's projection of every annotation is the dataset's box seen by the dataset's
+    camera (the shifted one) to 0.01 px; every rendered 2D box of an actor more than half
+    visible lies inside the devkit's projected box (≥ 90 % of its area, the devkit box grown
+    by 2 px: splats reach past a silhouette) and matches the devkit annotation's visible
+    surface better than the same surface seen from the unshifted camera does."""
+    worst_px, matches = devkit_match
+    assert worst_px < 0.01
+    assert len(matches) >= 10, len(matches)
+    for m in matches:
+        assert m.inside >= 0.9, m.line
+        assert m.iou_control < m.iou, m.line
+    assert np.median([m.iou_control for m in matches]) < 0.35
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="about 40 % of these boxes reach IoU 0.5-0.7 only: actor masks miss parts of their "
+    "objects that the scene renders as static world (a dark car rear, a car's lowest body "
+    "rows, the upper parts of motorcycles in a rack), and the reference leaves out the "
+    "bottom 15 cm of each box, where wheels meet the ground (see the README, nuScenes export)",
+)
+def test_rendered_boxes_reach_iou_07_with_the_devkit(devkit_match):
+    """The issue's check, like with like: every actor more than half visible (box inside the
+    image) has IoU ≥ 0.7 between its rendered 2D box and its devkit annotation's visible
+    surface."""
+    _, matches = devkit_match
+    assert all(m.iou >= 0.7 for m in matches), "\n".join(m.line for m in matches if m.iou < 0.7)
 
 
 def test_export_keeps_source_categories_and_tracks(shifted, nusc):

@@ -85,45 +85,50 @@ def test_lidar_depth_edges_land_on_image_edges(nus_log):
 
 
 def test_visible_boxes_match_devkit_projection(nus_log, nusc):
-    """Every box the devkit calls fully visible in CAM_FRONT projects inside the image; its
-    centre lands within 1 px of the devkit's; its corners agree with the devkit's within what
-    the ego's tilt against the map frame allows (p4dsim boxes are upright in the ego frame,
-    nuScenes boxes upright in the map frame), and within 1 px where that tilt moves no corner
-    by more than half a pixel."""
+    """Every box the devkit calls visible in CAM_FRONT (any corner in the image), at every
+    keyframe: it projects inside the image (some corner; its centre too where the devkit has
+    every corner inside), and each of its 8 projected corners lands within 1 px of the
+    devkit's own projection of the same corner (the devkit moves the box with the camera
+    sample_data's ego pose; the box carries the ego's pitch and roll against the map frame,
+    which a yaw alone cannot)."""
     from nuscenes.utils.geometry_utils import BoxVisibility, view_points
 
-    n_boxes = n_strict = 0
+    n_boxes = n_all = 0
+    worst = 0.0
     for i in range(len(nus_log)):
         sd = nus_log.cam_sd[i]
-        _, ref_boxes, K = nusc.get_sample_data(sd["token"], box_vis_level=BoxVisibility.ALL)
-        T_we = record_pose(nusc.get("ego_pose", sd["ego_pose_token"]))
-        boxes, _ = nus_log.boxes(i, T_we)
+        _, ref_boxes, K = nusc.get_sample_data(sd["token"], box_vis_level=BoxVisibility.ANY)
+        f_boxes, _ = nus_log.boxes(i, nus_log._ego_pose(sd))
         cam = nus_log.camera(i, 1600, 900)
         T_ce = inv_pose(cam.T_ego_camera)
-        tilt = float(np.arccos(np.clip(T_we[2, 2], -1, 1)))  # ego z against map z, radians
-        by_track = {b.track_id: b for b in boxes}
+        by_track = {b.track_id: b for b in f_boxes}
+        all_in = {
+            b.token for b in nusc.get_sample_data(sd["token"], box_vis_level=BoxVisibility.ALL)[1]
+        }
         for rb in ref_boxes:
-            ann = nusc.get("sample_annotation", rb.token)
-            b = by_track[ann["instance_token"]]
-            ref_uv = view_points(rb.corners(), K, normalize=True)[:2].T  # nuScenes pixels
-            ref_c = view_points(rb.center[:, None], K, normalize=True)[:2, 0]
+            b = by_track[nusc.get("sample_annotation", rb.token)["instance_token"]]
             corners_cam = transform_points(T_ce, b.corners())
-            uv, z = project(cam.K, corners_cam)
-            uv -= PIXEL_OFFSET
-            c_uv, _ = project(cam.K, transform_points(T_ce, b.center[None]))
-            assert np.abs(c_uv[0] - PIXEL_OFFSET - ref_c).max() < 1.0
-            assert np.all((c_uv[0] >= 0) & (c_uv[0] <= [1600, 900]))
-            # corner correspondence: nearest devkit corner of each of ours
-            d = np.linalg.norm(uv[:, None, :] - ref_uv[None, :, :], axis=2).min(axis=1)
-            radius = 0.5 * float(np.linalg.norm(b.size))
-            bound_px = cam.K[0, 0] * tilt * radius / max(float(z.min()) - tilt * radius, 0.5)
-            assert d.max() <= 1.0 + 1.5 * bound_px, (i, ann["token"], d.max(), bound_px)
-            if bound_px < 0.5:
-                assert d.max() <= 1.0
-                n_strict += 1
+            if np.any(corners_cam[:, 2] <= 0.1):
+                continue  # a corner behind the camera: no pinhole projection to compare
+            uv, _ = project(cam.K, corners_cam)
+            uv -= PIXEL_OFFSET  # nuScenes pixels
+            # devkit corner order: front face (x +l/2) top-left, top-right, bottom-right,
+            # bottom-left, then the rear face; matched as sets, then one to one
+            ref_uv = view_points(rb.corners(), K, normalize=True)[:2].T
+            d = np.linalg.norm(uv[:, None, :] - ref_uv[None, :, :], axis=2)
+            assert sorted(d.argmin(axis=1)) == list(range(8))
+            err = float(d.min(axis=1).max())
+            worst = max(worst, err)
+            assert err <= 1.0, (i, rb.token, err)
+            # visible: some corner inside the image (nuScenes pixels: [0, 1600) x [0, 900))
+            assert np.any(np.all((uv >= 0) & (uv < [1600, 900]), axis=1)), (i, rb.token)
+            if rb.token in all_in:  # every corner inside: so is the centre
+                c_uv, _ = project(cam.K, transform_points(T_ce, b.center[None]))
+                assert np.all((c_uv[0] >= 0) & (c_uv[0] <= [1600, 900]))
+                n_all += 1
             n_boxes += 1
-    print(f"{n_boxes} boxes, {n_strict} with a tilt effect under 0.5 px")
-    assert n_boxes > 300 and n_strict > 20, (n_boxes, n_strict)
+    print(f"{n_boxes} visible boxes ({n_all} entirely in the image), worst corner {worst:.2e} px")
+    assert n_boxes > 500 and n_all > 300, (n_boxes, n_all)
 
 
 def test_box_velocities_labels_and_tracks(nus_log, frame10, nusc):
@@ -143,7 +148,7 @@ def test_box_velocities_labels_and_tracks(nus_log, frame10, nusc):
             assert b.velocity is None
         # the track's pose at the keyframe is the box, in world coordinates
         tr = tracks[b.track_id]
-        k = int(np.flatnonzero(tr.timestamps_us == sample["timestamp"])[0])
+        k = int(np.flatnonzero(tr.timestamps_us == frame10.timestamp_us)[0])
         np.testing.assert_allclose(
             transform_points(frame10.T_world_ego, b.center[None])[0],
             tr.T_world_box[k, :3, 3],
@@ -153,6 +158,24 @@ def test_box_velocities_labels_and_tracks(nus_log, frame10, nusc):
     assert {"vehicle", "pedestrian", "cyclist", "other"} <= {b.label for b in frame10.boxes}
     # buses of the scene are vehicles, their kind kept for exports
     assert any(c.startswith("vehicle.bus") for c in cats.values())
+
+
+def test_tracks_pass_through_the_frame_boxes(nus_log, frame10):
+    """On the camera clock, every logged track at the frame's time is the frame's box (centre
+    and full rotation): an actor built from the image starts on its box. At the annotations'
+    own instants (the LiDAR's, ~35 ms after the camera) a moving car would be 17 cm off."""
+    from p4dsim.scene.motion import interpolate_poses
+
+    tracks = nus_log.tracks()
+    worst = moved = 0.0
+    for b in frame10.boxes:
+        tr = tracks[b.track_id]
+        t = (tr.timestamps_us - frame10.timestamp_us) * 1e-6
+        T = interpolate_poses(t, tr.T_world_box, np.array([0.0]))[0]
+        worst = max(worst, float(np.abs(T - frame10.T_world_ego @ b.pose()).max()))
+        if len(t) > 1 and b.velocity is not None:
+            moved = max(moved, float(np.linalg.norm(b.velocity)) * 0.034)
+    assert worst < 1e-9 and moved > 0.1, (worst, moved)
 
 
 def test_ego_trajectory_from_every_camera_pose(nus_log, nusc):
