@@ -63,3 +63,43 @@ def ray_box_interval_fast(
     tmax = np.empty(n)
     ray_box_interval_kernel(o, np.ascontiguousarray(d), h, tmin, tmax)
     return tmin, tmax
+
+
+def box_pixels(
+    K: np.ndarray,  # [3, 3]
+    T_ego_camera: np.ndarray,  # [4, 4]
+    width: int,
+    height: int,
+    center: np.ndarray,  # [3] ego frame
+    yaw: float,
+    half: np.ndarray,  # [3] half sizes (m), grown as the caller tests them
+    margin: float = 2.0,
+) -> np.ndarray | None:
+    """Flat row-major indices [n] of the pixels whose centre ray can meet the box: the
+    bounding rectangle of its eight projected corners, grown by ``margin`` pixels (a ray
+    meets the box only at a point in front of the camera, whose projection lies in the convex
+    hull of the corners' projections; the margin absorbs rounding). None when a corner lies
+    at or behind the camera plane, or a value is not finite: every pixel can then meet it;
+    none when the whole box lies behind the camera (by more than a micrometre)."""
+    c, s = np.cos(float(yaw)), np.sin(float(yaw))
+    R = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    signs = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], np.float64)
+    corners = np.asarray(center, np.float64) + (signs * np.asarray(half, np.float64)) @ R.T
+    T = np.asarray(T_ego_camera, np.float64)
+    cam = (corners - T[:3, 3]) @ T[:3, :3]  # R_ego_camera^T (x - t)
+    if not np.all(np.isfinite(cam)):
+        return None
+    if np.all(cam[:, 2] < -1e-6):
+        return np.zeros(0, np.int64)
+    if np.any(cam[:, 2] <= 1e-6):
+        return None
+    p = cam @ np.asarray(K, np.float64).T
+    u, v = p[:, 0] / p[:, 2], p[:, 1] / p[:, 2]
+    # pixel j's centre is at j + 0.5
+    c0 = max(int(np.floor(u.min() - margin - 0.5)), 0)
+    c1 = min(int(np.floor(u.max() + margin - 0.5)) + 1, int(width))
+    r0 = max(int(np.floor(v.min() - margin - 0.5)), 0)
+    r1 = min(int(np.floor(v.max() + margin - 0.5)) + 1, int(height))
+    if c1 <= c0 or r1 <= r0:
+        return np.zeros(0, np.int64)
+    return (np.arange(r0, r1)[:, None] * int(width) + np.arange(c0, c1)[None, :]).reshape(-1)

@@ -1,6 +1,7 @@
-"""The compiled fast paths of the scene builder give exactly what their plain numpy
-references give: the ray-box slab test, the normals of an organised point map and the
-background fill's push-pull runs (the references below are the numpy code they replaced)."""
+"""The fast paths of the scene builder give exactly what their plain numpy references give:
+the compiled ray-box slab test, the normals of an organised point map, the background fill's
+push-pull runs and the ray-box depths tested only within each box's image rectangle (the
+references below are the numpy code they replaced)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,14 @@ import cv2
 import numpy as np
 import pytest
 
-from p4dsim.geometry import ray_box_interval
+from p4dsim.geometry import ray_box_interval, rot_z
+from p4dsim.raybox import box_pixels
 from p4dsim.scene import layers
 from p4dsim.scene.builder import _normals
+from p4dsim.scene.depth import ray_box_depths
+from p4dsim.scene.segment import _rays, box_interval
+from p4dsim.toytown.adapter import toytown_camera
+from p4dsim.types import Box3D
 
 
 def ray_box_interval_reference(origin, dirs, half):
@@ -132,3 +138,60 @@ def test_background_fill_runs_match_push_pull():
     assert cv2.countNonZero((out[..., 1] > 150).astype(np.uint8)) == int((~hole).sum()) - int(
         (~hole[:, : W // 2]).sum()
     )
+
+
+def _boxes_all_around(rng, n: int = 40) -> list[Box3D]:
+    """Boxes in front of, beside, behind and around the camera (some straddle its plane)."""
+    boxes = []
+    for i in range(n):
+        center = np.array([rng.uniform(-15, 40), rng.uniform(-12, 12), rng.uniform(-0.5, 1.5)])
+        if i == 0:
+            center = np.array([0.5, 0.0, 1.0])  # around the camera
+        size = np.array([rng.uniform(1, 6), rng.uniform(1, 3), rng.uniform(1, 3)])
+        boxes.append(Box3D(f"t{i}", "vehicle", center, size, float(rng.uniform(-np.pi, np.pi))))
+    return boxes
+
+
+def ray_box_depths_reference(camera, boxes, grow):
+    H, W = camera.height, camera.width
+    u, v = np.meshgrid(np.arange(W) + 0.5, np.arange(H) + 0.5)
+    Kinv = np.linalg.inv(camera.K)
+    rays_c = np.stack([u, v, np.ones_like(u)], axis=-1).reshape(-1, 3) @ Kinv.T
+    T = np.asarray(camera.T_ego_camera, dtype=np.float64)
+    rays_e = rays_c @ T[:3, :3].T
+    entry = np.full(H * W, np.inf)
+    exit_ = np.zeros(H * W)
+    for b in boxes:
+        R = rot_z(b.yaw)
+        o = R.T @ (T[:3, 3] - np.asarray(b.center, dtype=np.float64))
+        tmin, tmax = ray_box_interval(o, rays_e @ R, np.asarray(b.size) / 2 + grow)
+        ok = (tmax >= np.maximum(tmin, 0)) & (tmax > 0)
+        entry = np.where(ok, np.minimum(entry, np.maximum(tmin, 1e-3)), entry)
+        exit_ = np.where(ok, np.maximum(exit_, tmax), exit_)
+    entry = np.where(np.isfinite(entry), entry, 0.0)
+    return entry.reshape(H, W).astype(np.float32), exit_.reshape(H, W).astype(np.float32)
+
+
+def test_ray_box_depths_and_box_intervals_within_the_box_rectangle_match_all_rays():
+    """Testing only the rays through a box's image rectangle (raybox.box_pixels) finds every
+    ray that meets it: the same depths as testing every ray against every box."""
+    cam = toytown_camera(160, 48)
+    rng = np.random.default_rng(3)
+    boxes = _boxes_all_around(rng)
+    for grow in (0.0, 0.25):
+        got = ray_box_depths(cam, boxes, grow)
+        want = ray_box_depths_reference(cam, boxes, grow)
+        for a, b in zip(got, want, strict=True):
+            assert np.array_equal(a, b)
+    assert (want[1] > 0).any()
+    rays_e, origin = _rays(cam)
+    n_rect = 0
+    for box in boxes:
+        half = np.asarray(box.size) / 2 + 0.25
+        near = box_pixels(cam.K, cam.T_ego_camera, cam.width, cam.height, box.center, box.yaw, half)
+        n_rect += near is not None and 0 < len(near) < cam.width * cam.height
+        got = box_interval(rays_e, origin, box, 0.25, near)
+        want = box_interval(rays_e, origin, box, 0.25)
+        for a, b in zip(got, want, strict=True):
+            assert np.array_equal(a, b)
+    assert n_rect >= 5  # the rectangles were used, not only the all-rays fallback
