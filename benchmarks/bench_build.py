@@ -134,12 +134,13 @@ def _build_timed(frame, clock: StageClock) -> tuple[dict[str, float], object]:
 
 
 def _mean(dicts: list[dict[str, float]]) -> dict[str, float]:
-    keys = {k for d in dicts for k in d}
+    keys = dict.fromkeys(k for d in dicts for k in d)  # first-seen order
     return {k: sum(d.get(k, 0.0) for d in dicts) / len(dicts) for k in keys}
 
 
-def _rows_costs(scene, log, n_frames: int, digest: hashlib._Hash) -> dict[str, float]:
-    """Mean CPU seconds per rendered frame of each encoding and of the label rows."""
+def _rows_costs(scene, log, n_frames: int, digest, decoded) -> dict[str, float]:
+    """Mean CPU seconds per rendered frame of each encoding and of the label rows; ``digest``
+    takes the encoded bytes and the rows, ``decoded`` what the encodings decode to."""
     from p4dsim.io import codecs
     from p4dsim.io.rows import actor_rows, frame_row
     from p4dsim.labels import label_geometry
@@ -170,6 +171,15 @@ def _rows_costs(scene, log, n_frames: int, digest: hashlib._Hash) -> dict[str, f
                 c[name] = time.process_time() - t0
                 digest.update(bytes(buf))
                 c[f"{name} KB"] = len(buf) / 1024.0
+                if name == "rgb png" or name == "rgb jpeg":
+                    decoded.update(codecs.decode_rgb(bytes(buf)).tobytes())
+                elif name == "depth png16":
+                    h, w = fr.depth.shape
+                    decoded.update(codecs.decode_depth(bytes(buf), "png16", w, h).tobytes())
+                elif name == "observed mask":
+                    decoded.update(codecs.decode_mask(bytes(buf)).tobytes())
+                else:
+                    decoded.update(bytes(buf))
             base = {"run_id": "bench", "variant_id": "base", "frame_index": fr.index}
             t0 = time.process_time()
             frow = frame_row(scene, tl, fr, base, scenario.output, metrics[fr.index])
@@ -218,15 +228,16 @@ def worker(args: argparse.Namespace) -> dict:
             digests.append(_scene_digest(scene))
             if "steady build" not in result:
                 result["steady build"] = stages["build total"]
-        rd = hashlib.sha256()
+        rd, dd = hashlib.sha256(), hashlib.sha256()
         if args.run_frames_rendered > 0:
-            rows = _rows_costs(scene, log, args.run_frames_rendered, rd)
+            rows = _rows_costs(scene, log, args.run_frames_rendered, rd, dd)
         result["sources"][f"toytown {w}x{h}"] = {
             "frame synthesis": float(np.mean(synth)),
             "build": _mean(builds),
             "rows": rows,
             "scene digest": ",".join(digests),
             "rows digest": rd.hexdigest()[:12] if rows else "",
+            "decoded digest": dd.hexdigest()[:12] if rows else "",
         }
     if args.kitti is not None:
         from p4dsim.perception.select import frame_with_actors
@@ -342,6 +353,13 @@ def _print(results: dict[str, dict], run_frames: int) -> None:
                 f"{lab}: {p['scene digest']}" for lab, p in zip(labels, per, strict=True) if p
             )
         )
+        if per[-1].get("decoded digest"):
+            print(
+                "decoded images digests: "
+                + " | ".join(
+                    f"{lab}: {p['decoded digest']}" for lab, p in zip(labels, per, strict=True) if p
+                )
+            )
         if per[-1].get("rows digest"):
             print(
                 "rows digests:  "
