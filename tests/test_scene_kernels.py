@@ -16,6 +16,7 @@ from p4dsim.raybox import box_pixels
 from p4dsim.scene import layers
 from p4dsim.scene.builder import _normals
 from p4dsim.scene.depth import ray_box_depths
+from p4dsim.scene.pushpull import pull_level, pull_level_reference
 from p4dsim.scene.segment import _rays, box_interval
 from p4dsim.toytown.adapter import toytown_camera
 from p4dsim.types import Box3D
@@ -195,3 +196,19 @@ def test_ray_box_depths_and_box_intervals_within_the_box_rectangle_match_all_ray
         for a, b in zip(got, want, strict=True):
             assert np.array_equal(a, b)
     assert n_rect >= 5  # the rectangles were used, not only the all-rays fallback
+
+
+def test_pull_level_matches_numpy_reference():
+    rng = np.random.default_rng(4)
+    for h, w in ((1, 1), (5, 7), (47, 93)):
+        c = rng.random((h, w, 3), dtype=np.float32)
+        a = rng.random((h, w), dtype=np.float32) * 1.5
+        a[a < 0.4] = 0.0  # uncovered pixels; weights above 1 clip
+        up = rng.random((h, w, 3), dtype=np.float32)
+        got = pull_level(c, a, up)
+        want = pull_level_reference(c, a, up)
+        assert got.dtype == want.dtype == np.float32
+        assert np.array_equal(got, want)
+    # float64 levels keep numpy's arithmetic
+    c64, a64, up64 = c.astype(np.float64), a.astype(np.float64), up.astype(np.float64)
+    assert np.array_equal(pull_level(c64, a64, up64), pull_level_reference(c64, a64, up64))

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from p4dsim.scene.gaussians import GaussianSet
+from p4dsim.scene.pushpull import pull_level
 
 
 @dataclass
@@ -78,9 +79,7 @@ def _push_pull(img: np.ndarray, w: np.ndarray) -> np.ndarray:
         if up.ndim == 2:
             up = up[..., None]
         # Normalised colour where covered, the coarser level over the uncovered share.
-        norm = np.where(a[..., None] > 0, c / np.maximum(a, 1e-12)[..., None], 0.0)
-        cov = np.clip(a, 0.0, 1.0)[..., None]
-        val = cov * norm + (1.0 - cov) * up
+        val = pull_level(c, a, up)
     return val.astype(np.float32)
 
 
