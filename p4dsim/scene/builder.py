@@ -326,7 +326,8 @@ def build_scene(frame: Frame, config: BuildConfig | None = None) -> Scene4D:
         else:
             inside = _box_volume(g, box, cam, cfg, height_above, taken, is_sky, n_grid, anchor)
         taken |= inside
-        ga = g.subset(inside).transformed(inv_pose(T_wa))
+        # (indices: a vehicle holds few of the Gaussians; gathering them beats masking all)
+        ga = g.subset(np.flatnonzero(inside)).transformed(inv_pose(T_wa))
         # Mirror completion needs the box's far side: LiDAR-detected boxes extend what the
         # sweep did not see with size priors, so their mirrored side could float beside them.
         mirror = box.label in ("vehicle", "car", "truck", "bus") and box.source != "auto"
