@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.p4dsim-installed
 ADAPTERS := $(wildcard adapters/*/pyproject.toml)
 
-.PHONY: setup demo test lint format bench-render bench-scene bench-augment bench-fidelity bench-fidelity-quick clean sysdeps
+.PHONY: setup demo test lint format bench-render bench-scene bench-build bench-augment bench-fidelity bench-fidelity-quick clean sysdeps
 
 setup: $(STAMP)
 
@@ -54,6 +54,10 @@ bench-render: setup
 
 bench-scene: setup
 	$(PY) benchmarks/bench_scene.py
+
+# CPU seconds per source frame by stage, one thread; ARGS="--base main" for before/after
+bench-build: setup
+	$(PY) benchmarks/bench_build.py $(ARGS)
 
 bench-augment: setup
 	$(PY) benchmarks/bench_augment.py

@@ -184,7 +184,13 @@ def ray_box_interval(
     axis-aligned box of half sizes ``half`` [3] centred at the origin of that frame: (tmin [n],
     tmax [n]), the ray parameters where each ray enters and leaves the box's slabs. A ray meets
     the box where ``tmax >= max(tmin, 0)``; axis-parallel rays ignore the slabs they never
-    cross (NaN ratios skipped)."""
+    cross (NaN ratios skipped). Float64 inputs go through a compiled kernel with the same
+    arithmetic (:mod:`p4dsim.raybox`)."""
+    from p4dsim.raybox import ray_box_interval_fast
+
+    fast = ray_box_interval_fast(origin, dirs, half)
+    if fast is not None:
+        return fast
     with np.errstate(divide="ignore", invalid="ignore"):
         t1 = (-half - origin) / dirs
         t2 = (half - origin) / dirs

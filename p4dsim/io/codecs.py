@@ -12,6 +12,24 @@ from p4dsim.errors import ConfigError
 RgbFormat = Literal["png", "jpeg"]
 DepthFormat = Literal["float16", "png16"]
 
+#: PNG settings of the RGB and 16-bit depth images: zlib level 1, the Sub filter on every row
+#: and run-length matching (OpenCV 5's defaults; naming only the level used to switch to the
+#: default strategy and libpng's per-row trial of all five filters). Measured on rendered
+#: 1242×375 frames, one thread: RGB 18.2 -> 10.6 ms on toytown
+#: (399 -> 432 KB), 23.1 -> 11.9 ms on KITTI (632 -> 590 KB); Paeth instead of Sub would be
+#: about 20 % smaller and 20 % slower. PNG is lossless: the decoded images do not change.
+_PNG_FAST = [
+    cv2.IMWRITE_PNG_COMPRESSION,
+    1,
+    cv2.IMWRITE_PNG_STRATEGY,
+    cv2.IMWRITE_PNG_STRATEGY_RLE,
+    *(
+        (cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB)
+        if hasattr(cv2, "IMWRITE_PNG_FILTER")
+        else ()
+    ),
+]
+
 
 def encode_rgb(rgb: np.ndarray, fmt: RgbFormat = "png", jpeg_quality: int = 95) -> bytes:
     """uint8 [H, W, 3] RGB -> PNG or JPEG bytes. An RGB view of a contiguous BGR image (as
@@ -28,7 +46,7 @@ def rgb_buffer(rgb: np.ndarray, fmt: RgbFormat = "png", jpeg_quality: int = 95) 
     else:
         bgr = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
     if fmt == "png":
-        ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        ok, buf = cv2.imencode(".png", bgr, _PNG_FAST)
     elif fmt == "jpeg":
         ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
     else:
@@ -59,7 +77,7 @@ def depth_buffer(depth: np.ndarray, fmt: DepthFormat = "float16") -> memoryview:
     if fmt == "png16":
         d = np.where(np.isfinite(depth), depth, 0.0) * 256.0
         d = np.clip(np.round(d), 0, 65535).astype(np.uint16)
-        ok, buf = cv2.imencode(".png", d)
+        ok, buf = cv2.imencode(".png", d, _PNG_FAST)
         if not ok:
             raise RuntimeError("OpenCV failed to encode a depth image")
         return memoryview(buf.reshape(-1))

@@ -37,7 +37,7 @@ from p4dsim.scene.depth import (
     project_lidar,
     ray_box_depths,
 )
-from p4dsim.scene.footprint import footprint_world
+from p4dsim.scene.footprint import footprint_world, normals_kernel
 from p4dsim.scene.gaussians import GaussianSet
 from p4dsim.scene.ground import fit_ground_plane, ground_prior, ray_plane_depth
 from p4dsim.scene.layers import (
@@ -107,7 +107,14 @@ def pixel_grid(width: int, height: int, stride: int) -> tuple[np.ndarray, np.nda
 
 
 def _normals(P: np.ndarray) -> np.ndarray:
-    """Normals [h, w, 3] of an organised point map [h, w, 3] (camera frame), facing the camera."""
+    """Normals [h, w, 3] of an organised point map [h, w, 3] (camera frame), facing the camera.
+
+    Float64 maps of at least 2×2 points go through :func:`~p4dsim.scene.footprint.normals_kernel`
+    (the same arithmetic in one compiled pass); the numpy code below is the reference."""
+    if P.dtype == np.float64 and P.ndim == 3 and P.shape[0] >= 2 and P.shape[1] >= 2:
+        out = np.empty_like(P)
+        normals_kernel(np.ascontiguousarray(P), out)
+        return out
     dx = np.zeros_like(P)
     dy = np.zeros_like(P)
     dx[:, 1:-1] = P[:, 2:] - P[:, :-2]
@@ -318,7 +325,8 @@ def build_scene(frame: Frame, config: BuildConfig | None = None) -> Scene4D:
         else:
             inside = _box_volume(g, box, cam, cfg, height_above, taken, is_sky, n_grid, anchor)
         taken |= inside
-        ga = g.subset(inside).transformed(inv_pose(T_wa))
+        # (indices: a vehicle holds few of the Gaussians; gathering them beats masking all)
+        ga = g.subset(np.flatnonzero(inside)).transformed(inv_pose(T_wa))
         # Mirror completion needs the box's far side: LiDAR-detected boxes extend what the
         # sweep did not see with size priors, so their mirrored side could float beside them.
         mirror = box.label in ("vehicle", "car", "truck", "bus") and box.source != "auto"

@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit, prange
 
 from p4dsim.geometry import inv_pose, ray_box_interval, transform_points
+from p4dsim.raybox import box_pixels
 from p4dsim.types import Camera
 
 
@@ -314,10 +315,18 @@ def ray_box_depths(camera: Camera, boxes: list, grow: float = 0.0) -> tuple[np.n
     for b in boxes:
         R = b.rotation_matrix()
         o = R.T @ (o_e - np.asarray(b.center, dtype=np.float64))
+        half = np.asarray(b.size, dtype=np.float64) / 2 + grow
+        # only the rays through the box's image rectangle can meet it
+        idx = box_pixels(camera.K, T, W, H, b.center, R, half)
+        if idx is not None and len(idx) == 0:
+            continue
         dr = rays_e @ R  # ray directions in the box frame
-        tmin, tmax = ray_box_interval(o, dr, np.asarray(b.size, dtype=np.float64) / 2 + grow)
+        if idx is None:
+            idx = slice(None)
+        tmin, tmax = ray_box_interval(o, dr[idx], half)
         ok = (tmax >= np.maximum(tmin, 0)) & (tmax > 0)
-        entry = np.where(ok, np.minimum(entry, np.maximum(tmin, 1e-3)), entry)
-        exit_ = np.where(ok, np.maximum(exit_, tmax), exit_)
+        e, x = entry[idx], exit_[idx]
+        entry[idx] = np.where(ok, np.minimum(e, np.maximum(tmin, 1e-3)), e)
+        exit_[idx] = np.where(ok, np.maximum(x, tmax), x)
     entry = np.where(np.isfinite(entry), entry, 0.0)
     return entry.reshape(H, W).astype(np.float32), exit_.reshape(H, W).astype(np.float32)

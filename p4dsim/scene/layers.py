@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from p4dsim.scene.gaussians import GaussianSet
+from p4dsim.scene.pushpull import pull_level
 
 
 @dataclass
@@ -78,9 +79,7 @@ def _push_pull(img: np.ndarray, w: np.ndarray) -> np.ndarray:
         if up.ndim == 2:
             up = up[..., None]
         # Normalised colour where covered, the coarser level over the uncovered share.
-        norm = np.where(a[..., None] > 0, c / np.maximum(a, 1e-12)[..., None], 0.0)
-        cov = np.clip(a, 0.0, 1.0)[..., None]
-        val = cov * norm + (1.0 - cov) * up
+        val = pull_level(c, a, up)
     return val.astype(np.float32)
 
 
@@ -90,12 +89,18 @@ def _push_pull_half(img: np.ndarray, w: np.ndarray) -> np.ndarray:
     H, W = w.shape
     if min(H, W) < 4:
         return _push_pull(img, w)
+    return np.where(w[..., None] > 0, img, _push_pull_half_fill(img, w)).astype(np.float32)
+
+
+def _push_pull_half_fill(img: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """float32 [H, W, 3]: the interpolated colour of :func:`_push_pull_half` (H, W ≥ 4), what
+    it returns at the pixels of weight 0, before the sources are put back."""
+    H, W = w.shape
     size = (W // 2, H // 2)
     cw = cv2.resize(img * w[..., None], size, interpolation=cv2.INTER_AREA)
     ws = cv2.resize(w, size, interpolation=cv2.INTER_AREA)
     small = _push_pull(cw / np.maximum(ws, 1e-12)[..., None], ws)
-    up = cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
-    return np.where(w[..., None] > 0, img, up).astype(np.float32)
+    return cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
 
 
 def background_fill(
@@ -141,6 +146,10 @@ def background_fill(
     img = image.astype(np.float32) / 255.0
     col = np.zeros((len(t), 3), np.float32)
     wsum = np.zeros(len(t), np.float32)
+    # The hole pixels are never sources (weight 0): a run's colour there is the interpolated
+    # one, read at their flat indices without putting the sources back first.
+    hole_idx = np.flatnonzero(hole)
+    small_image = min(H, W) < 4
     for b in np.unique(np.concatenate([b0, b0 + 1])):
         # Run b: the sources at least as far as edges[b] / ratio, for the targets whose
         # grid position lies within one step of b (linear weights: no seams between runs).
@@ -152,8 +161,12 @@ def background_fill(
         ok = src & (z >= z_lo / ratio)
         if not ok.any():
             continue
-        filled = _push_pull_half(img, ok.astype(np.float32))
-        col[sel] += w_t[sel, None] * filled[hole][sel]
+        if small_image:
+            at_sel = _push_pull_half(img, ok.astype(np.float32))[hole][sel]
+        else:
+            up = _push_pull_half_fill(img, ok.astype(np.float32))
+            at_sel = up.reshape(-1, 3)[hole_idx[sel]]
+        col[sel] += w_t[sel, None] * at_sel
         wsum[sel] += w_t[sel]
     done = wsum > 1e-6
     col[done] /= wsum[done, None]

@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from p4dsim.geometry import inv_pose, ray_box_interval, transform_points
+from p4dsim.raybox import box_pixels
 from p4dsim.scene.ground import ray_plane_depth
 from p4dsim.types import Box3D, Camera
 
@@ -86,16 +87,30 @@ def _rays(camera: Camera) -> tuple[np.ndarray, np.ndarray]:
 
 
 def box_interval(
-    rays_e: np.ndarray, origin: np.ndarray, box: Box3D, grow: float
+    rays_e: np.ndarray,
+    origin: np.ndarray,
+    box: Box3D,
+    grow: float,
+    pixels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(entry [n], exit [n]) camera z where each ego-frame ray ``origin + t * rays_e`` enters
     and leaves ``box`` grown by ``grow``; both 0 where it misses. A camera inside the box
-    enters at t = 1e-3."""
+    enters at t = 1e-3. ``pixels``: the indices of the only rays that can meet the box
+    (:func:`~p4dsim.raybox.box_pixels`), the others are not tested; None = all."""
     R = box.rotation_matrix()
     o = R.T @ (np.asarray(origin, dtype=np.float64) - np.asarray(box.center, dtype=np.float64))
-    tmin, tmax = ray_box_interval(o, rays_e @ R, np.asarray(box.size, dtype=np.float64) / 2 + grow)
-    ok = (tmax >= np.maximum(tmin, 0)) & (tmax > 0)
-    return np.where(ok, np.maximum(tmin, 1e-3), 0.0), np.where(ok, tmax, 0.0)
+    half = np.asarray(box.size, dtype=np.float64) / 2 + grow
+    if pixels is None:
+        tmin, tmax = ray_box_interval(o, rays_e @ R, half)
+        ok = (tmax >= np.maximum(tmin, 0)) & (tmax > 0)
+        return np.where(ok, np.maximum(tmin, 1e-3), 0.0), np.where(ok, tmax, 0.0)
+    entry, exit_ = np.zeros(len(rays_e)), np.zeros(len(rays_e))
+    if len(pixels):
+        tmin, tmax = ray_box_interval(o, (rays_e @ R)[pixels], half)
+        ok = (tmax >= np.maximum(tmin, 0)) & (tmax > 0)
+        entry[pixels] = np.where(ok, np.maximum(tmin, 1e-3), 0.0)
+        exit_[pixels] = np.where(ok, tmax, 0.0)
+    return entry, exit_
 
 
 def _nearest_returns(
@@ -300,11 +315,15 @@ def segment_vehicles(
         local_o = box.rotation_matrix().T @ (origin - np.asarray(box.center, dtype=np.float64))
         if np.all(np.abs(local_o) <= np.asarray(box.size) / 2 + cfg.grow_m):
             continue  # a box around the camera: no view of it to segment
-        entry_g, exit_g = box_interval(rays_e, origin, box, cfg.grow_m)
+        half_g = np.asarray(box.size, dtype=np.float64) / 2 + cfg.grow_m
+        near = box_pixels(
+            camera.K, camera.T_ego_camera, W, H, box.center, box.rotation_matrix(), half_g
+        )
+        entry_g, exit_g = box_interval(rays_e, origin, box, cfg.grow_m, near)
         hull_f = exit_g > 0
         if not hull_f.any():
             continue
-        entry_c, _ = box_interval(rays_e, origin, box, 0.0)
+        entry_c, _ = box_interval(rays_e, origin, box, 0.0, near)
         # the window: the hull's bounding box, padded
         hull2 = hull_f.reshape(H, W)
         rows = np.nonzero(hull2.any(axis=1))[0]

@@ -26,8 +26,25 @@ def ray_box(
     (slab method), everything in the box frame.
 
     Returns t [M] (inf: miss or origin inside the box) and face [M] int8:
-    ``2*axis + (0 if the outward normal is +axis else 1)``, -1 on a miss.
+    ``2*axis + (0 if the outward normal is +axis else 1)``, -1 on a miss. Float64 inputs go
+    through :func:`p4dsim.toytown.kernels.ray_box_kernel` (the same arithmetic, compiled).
     """
+    o, d, h = np.asarray(o_local), np.asarray(d_local), np.asarray(half)
+    if (
+        o.dtype == d.dtype == h.dtype == np.float64
+        and o.shape == (3,)
+        and h.shape == (3,)
+        and d.ndim == 2
+        and d.shape[1] == 3
+        and np.all(np.isfinite(o))
+        and np.all(np.isfinite(h))
+    ):
+        from p4dsim.toytown.kernels import ray_box_kernel
+
+        t = np.empty(len(d))
+        face = np.empty(len(d), np.int8)
+        ray_box_kernel(o, np.ascontiguousarray(d), h, T_EPS, t, face)
+        return t, face
     inv = 1.0 / _safe(d_local)
     t1 = (-half - o_local) * inv
     t2 = (half - o_local) * inv
