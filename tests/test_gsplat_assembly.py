@@ -58,7 +58,9 @@ def _cpu_rasterize(settings, means, quats, scales, opacities, feats, viewmats, K
     return back(outs, D), back(depths), back(alphas)
 
 
-def _cpu_rasterize_steps(settings, static, actors, feats, n_main, viewmats, Ks, w, h, mask, *_):
+def _cpu_rasterize_steps(
+    settings, static, actors, feats, n_main, viewmats, Ks, w, h, mask, *_, **__
+):
     """``p4dsim.render.gsplat.rasterizer.rasterize_steps`` through the CPU renderer: each
     step's Gaussians composed (static, then that step's actors) and drawn whole; the
     channels after ``n_main`` kept only on the tiles of ``mask``."""
@@ -74,9 +76,11 @@ def _cpu_rasterize_steps(settings, static, actors, feats, n_main, viewmats, Ks, 
     f, d, a = f[:, 0], d[:, 0], a[:, 0]
     rest = None
     if feats.shape[-1] > n_main:
-        t = int(settings.tile_size)
-        px = mask.repeat_interleave(t, 1).repeat_interleave(t, 2)[:, :h, :w]
-        rest = f[..., n_main:] * px[..., None]
+        rest = f[..., n_main:]
+        if mask is not None:
+            t = int(settings.tile_size)
+            px = mask.repeat_interleave(t, 1).repeat_interleave(t, 2)[:, :h, :w]
+            rest = rest * px[..., None]
     return f[..., :n_main], d, a, rest
 
 
@@ -90,7 +94,8 @@ def _cpu_rasterize_windows(settings, means, quats, scales, opacities, viewmats, 
     return d[:, 0], a[:, 0]
 
 
-def test_gpu_frame_assembly_matches_the_cpu_path(monkeypatch):
+@pytest.mark.parametrize("packed", [False, True], ids=["dense", "packed"])
+def test_gpu_frame_assembly_matches_the_cpu_path(monkeypatch, packed):
     import p4dsim.render.gsplat.labels as glabels
     import p4dsim.render.gsplat.renderer as grenderer
     import p4dsim.render.gsplat.scene as gscene
@@ -110,7 +115,7 @@ def test_gpu_frame_assembly_matches_the_cpu_path(monkeypatch):
     )
     gpu = object.__new__(grenderer.GsplatRenderer)  # no CUDA here: set what __init__ sets
     gpu.settings, gpu.device, gpu.batch_size, gpu.gpu_jpeg = RasterSettings(), "cpu", 4, False
-    gpu.packed = True
+    gpu.packed = packed
     gpu._local, gpu._upload_lock, gpu._cached = threading.local(), threading.Lock(), None
 
     log = SourceSpec.parse(f"toytown:?width={W}&height={H}").open()

@@ -67,8 +67,8 @@ def alone_pixels(
     """Pixels [B, A] each actor covers rendered alone (opacity > 0.5, surface inside its
     box), as :func:`p4dsim.labels.alone_pixels`. Every (step, actor) in view is drawn in
     one gsplat call, each in a window of the image around the projection of its box grown
-    as for the inside test (no pixel outside it can count; windows in a few size classes,
-    kept inside the image)."""
+    as for the inside test (no pixel outside it can count; one window size for all, the
+    largest, kept inside the image)."""
     import torch
 
     dev = st.means.device
@@ -90,11 +90,10 @@ def alone_pixels(
         return out
     pb, pa, x0, y0, x1, y1 = pb[keep], pa[keep], x0[keep], y0[keep], x1[keep], y1[keep]
     t = int(settings.tile_size)
-    # windows in size classes (tiles wide and high rounded up to a power of two, kept inside
-    # the image): one gsplat call per class, so a far car is not drawn in a near truck's window
-    tw = 1 << np.ceil(np.log2(-(-(x1 - x0) // t))).astype(np.int64)
-    th = 1 << np.ceil(np.log2(-(-(y1 - y0) // t))).astype(np.int64)
-    ww_all, wh_all = np.minimum(W, tw * t), np.minimum(H, th * t)
+    # one window size for all pairs (the largest, kept inside the image): one gsplat call
+    # (measured: a call per size class cost 4.5x more on the bench scene than one call)
+    ww_all = np.full(len(pb), min(W, -(-int((x1 - x0).max()) // t) * t))
+    wh_all = np.full(len(pb), min(H, -(-int((y1 - y0).max()) // t) * t))
     T_ac_t = _pose_tensor(T_ac, dev).reshape(B * A, 4, 4)
     for ww, wh in sorted(set(zip(ww_all.tolist(), wh_all.tolist(), strict=True))):
         sel = np.nonzero((ww_all == ww) & (wh_all == wh))[0]
