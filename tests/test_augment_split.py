@@ -73,6 +73,19 @@ def test_split_writes_the_same_files_as_all_in_one_workers(tmp_path: Path):
     assert _segments(os.getpid()) == before  # every block was removed
 
 
+def test_shards_rendered_at_once_write_the_same_files(tmp_path: Path):
+    """A rendering process working on several shards at once (threads, as on a GPU) writes
+    the same bytes as one working on one shard at a time, and reports every shard once."""
+    outs = {}
+    for concurrent in (1, 3):
+        cfg = _cfg(tmp_path, f"c{concurrent}", frames="0:3")
+        ex = SplitExecutor(builders=2, concurrent=concurrent)
+        s = run_augment(cfg, executor=ex)
+        assert s.ok and s.shards_done == 3, [r.error for r in s.failed]
+        outs[concurrent] = cfg.out
+    assert file_digests(outs[3]) == file_digests(outs[1]) and len(file_digests(outs[1])) == 6
+
+
 def test_failed_shards_leave_no_shared_memory(tmp_path: Path):
     """A shard whose build fails, one whose rendering fails (a folder in the way of its file)
     and a good one: two failed results, one written shard, no block left."""

@@ -116,7 +116,7 @@ def test_gpu_frame_assembly_matches_the_cpu_path(monkeypatch, packed):
     gpu = object.__new__(grenderer.GsplatRenderer)  # no CUDA here: set what __init__ sets
     gpu.settings, gpu.device, gpu.batch_size, gpu.gpu_jpeg = RasterSettings(), "cpu", 4, False
     gpu.packed = packed
-    gpu._local, gpu._upload_lock, gpu._cached = threading.local(), threading.Lock(), None
+    gpu._local, gpu._upload_lock, gpu._cached = threading.local(), threading.Lock(), []
 
     log = SourceSpec.parse(f"toytown:?width={W}&height={H}").open()
     scene = build_scene(log.frame(0))
@@ -179,3 +179,22 @@ def test_packed_bits_match_numpy(shape):
         np.testing.assert_array_equal(got[i], np.packbits(m[i]))
         n = shape[1] * shape[2]
         np.testing.assert_array_equal(np.unpackbits(got[i], count=n).reshape(m[i].shape), m[i])
+
+
+def test_upload_cache_keeps_the_most_recent_scenes():
+    """Shards rendered at once from several threads each find their scene uploaded: the
+    renderer keeps the last MAX_SCENES uploads, and frees the oldest beyond that."""
+    import p4dsim.render.gsplat.renderer as grenderer
+    from p4dsim.render.base import RasterSettings
+    from p4dsim.scene.builder import build_scene
+    from p4dsim.source import SourceSpec
+
+    gpu = object.__new__(grenderer.GsplatRenderer)
+    gpu.settings, gpu.device, gpu._cached = RasterSettings(), "cpu", []
+    log = SourceSpec.parse("toytown:?width=48&height=16").open()
+    scenes = [build_scene(log.frame(i)) for i in range(grenderer.MAX_SCENES + 1)]
+    ups = [gpu.upload_scene(s, grenderer.scene_extra(s)) for s in scenes]
+    assert len(gpu._cached) == grenderer.MAX_SCENES
+    for s, st in zip(scenes[1:], ups[1:], strict=True):  # cached: the same tensors back
+        assert gpu.upload_scene(s, grenderer.scene_extra(s)) is st
+    assert gpu._cache_hit(scenes[0]) is None  # the oldest was freed

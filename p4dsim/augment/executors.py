@@ -73,7 +73,10 @@ class LocalExecutor:
         builders = self.workers or max(1, cores - plan.renderers)
         builders = max(1, min(builders, len(shards)))
         self.name = f"local-split ({builders} build, {plan.renderers} render processes)"
-        SplitExecutor(builders, plan.renderers, plan.gpus, plan.warm).run(
+        # several shards at once per rendering process on a GPU (their CPU stages overlap
+        # the GPU's work); one on the CPU renderer, whose parallel kernels are not reentrant
+        concurrent = 1 if all(d == "cpu" for d in plan.warm) else 3
+        SplitExecutor(builders, plan.renderers, plan.gpus, plan.warm, concurrent=concurrent).run(
             shards, out_dir, on_result
         )
 

@@ -16,9 +16,10 @@ and the whole device. :class:`SplitExecutor` gives each its processes:
   :class:`~p4dsim.augment.shard.ShardResult`.
 
 The driver (:meth:`SplitExecutor.run`) hands built scenes to the renderers, at most
-``1 + queue_depth`` per renderer at a time (one rendering, the rest waiting), and starts a
-build only while fewer than ``builders`` scenes are being built or waiting for a renderer,
-so at most ``builders + renderers × (1 + queue_depth)`` scenes exist at once. It names every
+``concurrent + queue_depth`` per renderer at a time (``concurrent`` rendering in threads,
+the rest waiting), and starts a build only while fewer than ``builders`` scenes are being
+built or waiting for a renderer, so at most ``builders + renderers × (concurrent +
+queue_depth)`` scenes exist at once. It names every
 block itself, so that on any exit (an interruption included) it removes the blocks that are
 left, after stopping the processes that could still create one.
 """
@@ -31,7 +32,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
@@ -162,10 +163,15 @@ def _reader(conn: Connection, inbox: queue.Queue) -> None:
         inbox.put(None)
 
 
-def render_main(conn: Connection, parent_pid: int, devices: list[str], out_dir: str) -> None:
+def render_main(
+    conn: Connection, parent_pid: int, devices: list[str], out_dir: str, concurrent: int = 1
+) -> None:
     """A rendering process: warm up, then render every (spec, segment) the driver sends
-    until it sends None (or goes away). Messages back: ("ready", seconds),
-    ("result", ShardResult), ("fatal", text) when the renderer cannot be loaded."""
+    until it sends None (or goes away), ``concurrent`` shards at a time in threads (their
+    set-up, uploads, encoding and writing overlap each other's GPU work; each shard's files
+    are its own, so they are the same bytes at any concurrency). Messages back:
+    ("ready", seconds), ("result", ShardResult) in completion order, ("fatal", text) when
+    the renderer cannot be loaded."""
     child_signals()
     die_with_parent(parent_pid)
     inbox: queue.Queue = queue.Queue()
@@ -177,24 +183,31 @@ def render_main(conn: Connection, parent_pid: int, devices: list[str], out_dir: 
         conn.send(("fatal", f"the renderer could not be loaded: {type(exc).__name__}: {exc}"))
         return
     conn.send(("ready", time.perf_counter() - t0))
-    while True:
-        msg = inbox.get()
-        if msg is None:
-            return
-        spec, seg = msg
+    send_lock = threading.Lock()
+
+    def send(msg: Any) -> None:
+        with send_lock:
+            conn.send(msg)
+
+    def one(spec: ShardSpec, seg: Segment) -> None:
         try:
             taken = take_object(seg)
         except Exception as exc:
             unlink(seg.name)
-            conn.send(
-                ("result", failed_result(spec, f"built scene lost: {type(exc).__name__}: {exc}"))
-            )
-            continue
+            send(("result", failed_result(spec, f"built scene lost: {type(exc).__name__}: {exc}")))
+            return
         try:
             res = render_built(spec, taken.value, out_dir)
         finally:
             taken.close()
-        conn.send(("result", res))
+        send(("result", res))
+
+    with ThreadPoolExecutor(max(1, concurrent), thread_name_prefix="p4d-shard") as pool:
+        while True:
+            msg = inbox.get()
+            if msg is None:
+                return
+            pool.submit(one, *msg)
 
 
 @dataclass
@@ -221,8 +234,8 @@ class SplitExecutor:
     builders: build processes; renderers: rendering processes; gpus: device ids, renderer i
     gets ``gpus[i % len(gpus)]`` as its only visible device (empty: the environment's, e.g.
     for the CPU renderer); warm: device names the renderers load before the first scene
-    (those the shards' runs will ask for); queue_depth: built scenes waiting per renderer
-    besides the one it renders.
+    (those the shards' runs will ask for); concurrent: shards a renderer works on at once;
+    queue_depth: built scenes waiting per renderer besides those it works on.
     """
 
     builders: int
@@ -230,6 +243,8 @@ class SplitExecutor:
     gpus: list[str] = field(default_factory=list)
     warm: list[str] = field(default_factory=lambda: ["cpu"])
     queue_depth: int = 2
+    #: shards a rendering process works on at once (threads)
+    concurrent: int = 3
     name: str = "local-split"
     #: rendering process restarts allowed after one dies unexpectedly
     max_restarts: int = 2
@@ -279,7 +294,7 @@ class _SplitRun:
             env["CUDA_VISIBLE_DEVICES"] = self.ex.gpus[index % len(self.ex.gpus)]
         proc = ctx.Process(
             target=render_main,
-            args=(theirs, os.getpid(), list(self.ex.warm), self.out),
+            args=(theirs, os.getpid(), list(self.ex.warm), self.out, self.ex.concurrent),
             name=f"p4d-render-{index}",
             daemon=True,
         )
@@ -356,7 +371,8 @@ class _SplitRun:
                 self._fail(spec, self.fatal, seg.name)
                 continue
             live = [r for r in self.rends if r.alive]
-            room = [r for r in live if len(r.assigned) < 1 + self.ex.queue_depth]
+            cap = max(1, self.ex.concurrent) + self.ex.queue_depth
+            room = [r for r in live if len(r.assigned) < cap]
             if not room:
                 return
             r = min(room, key=lambda r: len(r.assigned))
@@ -386,7 +402,10 @@ class _SplitRun:
         if kind == "ready":
             r.ready_s = float(payload)
         elif kind == "result":
-            spec, name = r.assigned.popleft()
+            # results come in completion order: match by shard
+            at = next(i for i, (sp, _) in enumerate(r.assigned) if sp.shard_id == payload.shard_id)
+            spec, name = r.assigned[at]
+            del r.assigned[at]
             self.names.discard(name)  # the renderer removed its name on attaching
             self.on_result(payload)
         elif kind == "fatal":
@@ -413,11 +432,12 @@ class _SplitRun:
                 continue
             r.alive = False
             code = r.proc.exitcode
-            why = f"render process {r.proc.pid} died (exit code {code}) while rendering"
-            while r.assigned:
+            for k in range(len(r.assigned)):
                 spec, name = r.assigned.popleft()
-                self._fail(spec, why, name)
-                why = f"render process {r.proc.pid} died (exit code {code}) before rendering"
+                when = "while rendering" if k < max(1, self.ex.concurrent) else "before rendering"
+                self._fail(
+                    spec, f"render process {r.proc.pid} died (exit code {code}) {when}", name
+                )
             r.proc.join(timeout=1)  # reap it
             if self.restarts < self.ex.max_restarts and not self.fatal:
                 self.restarts += 1

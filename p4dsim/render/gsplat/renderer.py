@@ -55,6 +55,10 @@ if TYPE_CHECKING:
     from p4dsim.scene.scene4d import Scene4D
 
 
+#: scenes kept uploaded per renderer (the most recent ones)
+MAX_SCENES = 4
+
+
 class GsplatRenderer(Renderer):
     """gsplat on one CUDA device; ``batch_size`` time steps per :meth:`render_steps` call in
     the replay."""
@@ -87,8 +91,9 @@ class GsplatRenderer(Renderer):
         self.packed = bool(packed)
         self._local = threading.local()
         self._upload_lock = threading.Lock()
-        # the most recent upload: (weak reference to its scene, tensors)
-        self._cached: tuple[weakref.ref, SceneTensors] | None = None
+        # the most recent uploads, newest last: (weak reference to its scene, tensors); a few,
+        # so that shards rendered at once from several threads do not evict each other
+        self._cached: list[tuple[weakref.ref, SceneTensors]] = []
         load_kernels()
 
     @property
@@ -149,14 +154,23 @@ class GsplatRenderer(Renderer):
     # -- 4D scenes -------------------------------------------------------------------------
     def upload_scene(self, scene: Scene4D, extra: np.ndarray | None = None) -> SceneTensors:
         """``scene`` on this renderer's device (:func:`~p4dsim.render.gsplat.scene.upload_scene`);
-        the last scene uploaded stays cached (pass the same ``extra`` layout for a given scene
-        object)."""
-        if self._cached is not None and self._cached[0]() is scene:
-            return self._cached[1]
-        self._cached = None  # free the previous scene's tensors first
+        the last :data:`MAX_SCENES` scenes uploaded stay cached (pass the same ``extra`` layout
+        for a given scene object)."""
+        hit = self._cache_hit(scene)
+        if hit is not None:
+            return hit
+        # free dead scenes' tensors, and the oldest beyond the limit, before uploading
+        live = [(r, st) for r, st in self._cached if r() is not None]
+        self._cached = live[-(MAX_SCENES - 1) :] if MAX_SCENES > 1 else []
         st = upload_scene(scene, extra, self.device)
-        self._cached = (weakref.ref(scene), st)
+        self._cached.append((weakref.ref(scene), st))
         return st
+
+    def _cache_hit(self, scene: Scene4D) -> SceneTensors | None:
+        for ref, st in self._cached:
+            if ref() is scene:
+                return st
+        return None
 
     def render_tensors(
         self,
@@ -204,8 +218,7 @@ class GsplatRenderer(Renderer):
         jpeg_quality = output.jpeg_quality if output is not None and output.rgb == "jpeg" else None
         depth_format = output.depth if output is not None else None
         with self._upload_lock:
-            hit = self._cached is not None and self._cached[0]() is scene
-            st = self._cached[1] if hit else self.upload_scene(scene, scene_extra(scene))
+            st = self._cache_hit(scene) or self.upload_scene(scene, scene_extra(scene))
         # one CUDA stream per calling thread, so that batches rendered from several threads
         # overlap their host copies with each other's kernels
         stream = getattr(self._local, "stream", None)
