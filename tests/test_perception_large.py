@@ -1,6 +1,6 @@
 """Large vehicles found in the LiDAR: clusters longer than any rigid vehicle (a tractor and
-its semi-trailer) are candidates kept only when the sweeps show them moving, and a
-LiDAR-found box whose top the LiDAR did not see lets its vehicle continue above the LiDAR."""
+its semi-trailer) are candidates kept only when the sweeps show them moving; a vehicle cut off
+by the image's border is continued along its length."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 
 from p4dsim.perception.cluster import ClusterConfig, find_clusters
-from p4dsim.scene.segment import lidar_top_rows, top_unseen
 from p4dsim.source import SourceSpec
-from p4dsim.types import Box3D, Camera
 
 GROUND = (np.array([0.0, 0.0, 1.0]), 0.0)  # z = 0 is the ground
 
@@ -40,33 +38,6 @@ def test_long_clusters_are_candidates_that_need_motion():
         if kept:
             assert long_[0].needs_motion == needs, length
             assert long_[0].size[0] == pytest.approx(length, abs=0.3)
-
-
-def _camera(W: int = 200, H: int = 100) -> Camera:
-    # camera 1.6 m above the ground, looking along +x (ego: x forward, y left, z up)
-    T = np.eye(4)
-    T[:3, :3] = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
-    T[2, 3] = 1.6
-    K = np.array([[100.0, 0, W / 2], [0, 100.0, H / 2], [0, 0, 1]])
-    return Camera(K=K, width=W, height=H, T_ego_camera=T)
-
-
-def test_top_unseen_only_for_boxes_above_the_camera_where_the_lidar_ends():
-    cam = _camera()
-    W, H = cam.width, cam.height
-    tall = Box3D("t", "vehicle", np.array([12.0, 0.0, 1.2]), np.array([6.0, 2.5, 2.4]), 0.0)
-    car = Box3D("c", "vehicle", np.array([12.0, 0.0, 0.75]), np.array([4.2, 1.8, 1.5]), 0.0)
-    # the top edge of the tall box (2.4 m at 9 to 15 m) projects at rows 45..47
-    ends_there = np.full(W, 46.0)  # returns up to the tall box's top, nothing above
-    sees_above = np.full(W, 20.0)  # returns far above it (a facade behind)
-    assert top_unseen(tall, cam, ends_there)
-    assert not top_unseen(tall, cam, sees_above)
-    # a car lower than the camera: a LiDAR on the roof saw its whole top, whatever is behind
-    assert not top_unseen(car, cam, np.full(W, float(H)))
-    # the LiDAR's upper limit per column: the highest row with a return nearby
-    pix = np.array([30 * W + 10, 60 * W + 50])
-    top = lidar_top_rows(pix, H, W, 2)
-    assert top[10] == 30 and top[12] == 30 and top[50] == 60 and top[100] == H
 
 
 def _kitti(real_data, drive: str):
@@ -109,28 +80,47 @@ def test_real_facades_are_not_long_vehicles(real_data):
         assert not any(d.cluster.needs_motion for d in detect(log, i))
 
 
-def test_real_truck_cab_above_the_lidar_goes_with_the_vehicle(real_data):
-    """KITTI raw 0052 frame 5 at 640×192: the tractor's cab (dark green, image columns
-    410..460, rows 36..52, checked by eye on the image) stands above the LiDAR's returns in
-    its columns (they end at rows 66..72), above the 2.4 m its cluster reaches; it belongs to
-    the tanker's vehicle mask, so it moves with it."""
+def test_real_tanker_moves_with_its_side_continued(real_data):
+    """KITTI raw 0052 frame 5 at 640×192: the tanker's side (image columns 520..600, rows
+    90..130, checked by eye: the white tank and its dark underside, inside the LiDAR's view)
+    belongs to the tanker's actor, which moves; the part of its box behind the image's right
+    border (its rear, beside the ego) is filled with copies of its side, synthesised
+    (confidence 0), so that the road does not show where the tanker is when it moves
+    forward."""
     from p4dsim.eval.future import resize_frame
+    from p4dsim.geometry import inv_pose, pose_from_xyz_yaw, transform_points
     from p4dsim.perception.select import frame_with_actors
-    from p4dsim.scene.builder import BuildConfig, _dense_depth
-    from p4dsim.scene.depth import project_lidar
+    from p4dsim.scene.builder import BuildConfig, _dense_depth, build_scene
     from p4dsim.scene.segment import segment_vehicles
 
     log = _kitti(real_data, "0052")
     fr = frame_with_actors(resize_frame(log.frame(5), 640, 192), log, 5, "auto")
-    sp = project_lidar(fr.lidar, fr.camera) > 0
-    assert sp[:60, 410:460].sum() == 0  # the region is above every return in its columns
-    _, sky, _, ground, _ = _dense_depth(fr, BuildConfig())
-    seg = segment_vehicles(fr.image, fr.camera, fr.boxes, fr.lidar, ground, sky)
     ti = [i for i, b in enumerate(fr.boxes) if b.size[0] > 13.0 and 2.0 < b.center[0] < 9.0]
     assert len(ti) == 1
-    cab = seg.labels[36:52, 410:460]
-    assert (cab == ti[0]).mean() > 0.6
-    assert fr.boxes[ti[0]].center[2] + fr.boxes[ti[0]].size[2] / 2 < 0.8  # box top < 2.6 m
+    box = fr.boxes[ti[0]]
+    assert np.hypot(*box.velocity[:2]) > 2.0
+    _, sky, _, ground, _ = _dense_depth(fr, BuildConfig())
+    seg = segment_vehicles(fr.image, fr.camera, fr.boxes, fr.lidar, ground, sky)
+    assert (seg.labels[90:130, 520:600] == ti[0]).mean() > 0.9
+    scene = build_scene(fr)
+    actor = next(a for a in scene.actors if a.track_id == box.track_id)
+    g = actor.gaussians
+    synth = g.confidence == 0
+    assert synth.sum() > 1000
+    observed_end = np.percentile(g.means[~synth, 0], 1)
+    rear = g.means[synth, 0] < observed_end
+    # the copies run from the observed end to the box's rear end, on the box's side
+    assert g.means[synth][rear, 0].min() < -box.size[0] / 2 + 1.0
+    assert np.all(np.abs(g.means[synth][:, 1]) <= box.size[1] / 2 + 0.5)
+    # and none of them is seen from the source camera (they lie outside its image)
+    cam = scene.camera
+    T = inv_pose(cam.T_ego_camera) @ pose_from_xyz_yaw(box.center, box.yaw)
+    pc = transform_points(T, g.means[synth].astype(np.float64))
+    z = np.maximum(pc[:, 2], 1e-3)
+    u = cam.K[0, 0] * pc[:, 0] / z + cam.K[0, 2]
+    v = cam.K[1, 1] * pc[:, 1] / z + cam.K[1, 2]
+    seen = (pc[:, 2] > 0.1) & (u >= 0) & (u < cam.width) & (v >= 0) & (v < cam.height)
+    assert not seen.any()
 
 
 def test_side_continues_along_the_length_to_the_cut_end():

@@ -17,10 +17,7 @@ and contrast-sensitive smoothness decide the rest (windows, the gaps between sca
 Above the highest foreground return and the LiDAR's upper limit in the image, a vehicle only
 continues upward inside its actual (not grown) box while its colour changes smoothly from its
 top and stays nearer its own colour than the background's above the hull: a sign, a bridge
-or a tree above it stays out, a tanker's upper half stays in. A box found in the LiDAR
-(``source="auto"``) is only as tall as its returns: when its top is where the LiDAR's view
-ends (:func:`top_unseen`), the box counts up to ``tall_m`` there (a truck's cab above the
-LiDAR). Without enough LiDAR support
+or a tree above it stays out, a tanker's upper half stays in. Without enough LiDAR support
 (few returns on the box, or no LiDAR at all) a box with a large hull is still segmented from
 the hull and the ground rule; a small one falls back to a conservative rule: the pixels whose
 ray meets the actual (not grown) box and not first the ground, minus the background seeds.
@@ -64,14 +61,6 @@ class SegmentConfig:
     #: above its highest LiDAR return a vehicle continues while the CIELAB colour changes by
     #: at most this much from one row to the next (and twice this from its top colour)
     max_color_step: float = 12.0
-    #: the tallest road vehicles (double-deck buses, car transporters). A box found in the
-    #: LiDAR (``source="auto"``) is only as tall as the returns on it: when its top is where
-    #: the LiDAR's view ends (:func:`top_unseen`), its vehicle may continue above the LiDAR up
-    #: to this height above the box's bottom.
-    tall_m: float = 4.3
-    #: a box's top is unseen when it projects at most this many pixels below the LiDAR's
-    #: upper limit in the image
-    unseen_tol_px: float = 4.0
 
 
 @dataclass
@@ -107,74 +96,6 @@ def box_interval(
     tmin, tmax = ray_box_interval(o, rays_e @ R, np.asarray(box.size, dtype=np.float64) / 2 + grow)
     ok = (tmax >= np.maximum(tmin, 0)) & (tmax > 0)
     return np.where(ok, np.maximum(tmin, 1e-3), 0.0), np.where(ok, tmax, 0.0)
-
-
-def lidar_top_rows(pix: np.ndarray, H: int, W: int, cover_cols: int = 20) -> np.ndarray:
-    """float [W]: the LiDAR's upper limit in the image: per column, the highest row with a
-    return (pixel indices ``pix`` = v * W + u) within ±``cover_cols`` columns; H where none
-    (rows above the limit are outside the LiDAR's view)."""
-    top = np.full(W, float(H))
-    if len(pix):
-        np.minimum.at(top, pix % W, (pix // W).astype(np.float64))
-        k = np.ones((1, 2 * cover_cols + 1), np.uint8)
-        top = cv2.erode(top.astype(np.float32)[None, :], k)[0].astype(np.float64)
-    return top
-
-
-def top_unseen(box: Box3D, camera: Camera, lidar_top: np.ndarray, tol_px: float = 4.0) -> bool:
-    """Whether ``box``'s top may lie where the LiDAR's view ends, so that a box fitted to its
-    returns says nothing about where its vehicle ends above: the top is higher than the camera
-    (a LiDAR on the roof beside it sees the whole top of anything lower than itself) and, in
-    most image columns, it (the highest row of its top edges in front of the camera) projects
-    above, or within ``tol_px`` below, the highest return of the column ``lidar_top`` [W]
-    (:func:`lidar_top_rows`): the LiDAR saw nothing higher there."""
-    T = np.asarray(camera.T_ego_camera, dtype=np.float64)
-    if float(box.center[2]) + float(box.size[2]) / 2 <= T[2, 3]:
-        return False
-    W = camera.width
-    L, Wd, Hh = (np.asarray(box.size, dtype=np.float64) / 2).tolist()
-    s = np.linspace(-1.0, 1.0, 21)
-    one = np.ones_like(s)
-    edges = np.concatenate(
-        [
-            np.stack([s * L, Wd * one, Hh * one], 1),
-            np.stack([s * L, -Wd * one, Hh * one], 1),
-            np.stack([L * one, s * Wd, Hh * one], 1),
-            np.stack([-L * one, s * Wd, Hh * one], 1),
-        ]
-    )
-    pts = edges @ rot_z(box.yaw).T + np.asarray(box.center, dtype=np.float64)
-    pc = transform_points(inv_pose(T), pts)
-    pc = pc[pc[:, 2] > 0.3]
-    if len(pc) == 0:
-        return False
-    u = camera.K[0, 0] * pc[:, 0] / pc[:, 2] + camera.K[0, 2]
-    v = camera.K[1, 1] * pc[:, 1] / pc[:, 2] + camera.K[1, 2]
-    inside = (u >= 0) & (u < W)
-    if not inside.any():
-        return False
-    col = u[inside].astype(int)
-    top = np.full(W, np.inf)  # per column, the box top's highest row
-    np.minimum.at(top, col, v[inside])
-    cols = np.isfinite(top)
-    return bool(np.mean(top[cols] <= lidar_top[cols] + tol_px) >= 0.5)
-
-
-def _taller(
-    rays_e: np.ndarray, origin: np.ndarray, box: Box3D, height: float, grow: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(entry [n], exit [n]) of ``box`` raised to ``height`` (its bottom kept) grown by
-    ``grow``, and the entry [n] of the raised box itself (see :func:`box_interval`)."""
-    import dataclasses
-
-    c = np.asarray(box.center, dtype=np.float64).copy()
-    size = np.asarray(box.size, dtype=np.float64).copy()
-    c[2] += (height - size[2]) / 2
-    size[2] = height
-    tall = dataclasses.replace(box, center=c, size=size)
-    entry, exit_ = box_interval(rays_e, origin, tall, grow)
-    core, _ = box_interval(rays_e, origin, tall, 0.0)
-    return entry, exit_, core
 
 
 def _nearest_returns(
@@ -368,8 +289,11 @@ def segment_vehicles(
     sky_f = np.zeros(H * W, bool) if sky is None else np.asarray(sky, bool).reshape(-1)
     # the LiDAR's upper limit in the image: per column, the highest row with any return within
     # ±cover_cols columns (rows above it are outside the LiDAR's view)
-    lidar_top = lidar_top_rows(pix, H, W, cfg.cover_cols)
-    lidar_col = lidar_top_rows(pix, H, W, 2)  # ... column by column
+    lidar_top = np.full(W, float(H))
+    if len(pix):
+        np.minimum.at(lidar_top, pix % W, (pix // W).astype(np.float64))
+        k = np.ones((1, 2 * cfg.cover_cols + 1), np.uint8)
+        lidar_top = cv2.erode(lidar_top.astype(np.float32)[None, :], k)[0].astype(np.float64)
     dist = [float(np.hypot(*np.asarray(b.center, dtype=np.float64)[:2])) for b in boxes]
     for bi in np.argsort(dist, kind="stable"):
         box = boxes[bi]
@@ -381,20 +305,6 @@ def segment_vehicles(
         if not hull_f.any():
             continue
         entry_c, _ = box_interval(rays_e, origin, box, 0.0)
-        if (
-            box.source == "auto"
-            and box.size[2] < cfg.tall_m
-            and top_unseen(box, camera, lidar_col, cfg.unseen_tol_px)
-        ):
-            # a LiDAR box's top is where the returns end: above the LiDAR's upper limit in the
-            # image its vehicle may go on (a truck's or a tanker's upper half), up to tall_m
-            blind = (np.arange(H)[:, None] < lidar_top[None, :]).reshape(-1)
-            entry_x, exit_x, entry_xc = _taller(rays_e, origin, box, cfg.tall_m, cfg.grow_m)
-            add = blind & (exit_x > 0) & ~hull_f
-            hull_f = hull_f | add
-            entry_g = np.where(add, entry_x, entry_g)
-            exit_g = np.where(add, exit_x, exit_g)
-            entry_c = np.where(blind & (entry_c <= 0), entry_xc, entry_c)
         # the window: the hull's bounding box, padded
         hull2 = hull_f.reshape(H, W)
         rows = np.nonzero(hull2.any(axis=1))[0]
