@@ -28,7 +28,13 @@ class ClusterConfig:
     min_cluster_points: int = 12  #: smaller clusters are dropped
     # vehicle-like sizes of the fitted box
     min_length: float = 1.2
+    #: the longest rigid vehicles (city buses, rigid trucks: 12-13.5 m)
     max_length: float = 13.0
+    #: articulated vehicles (tractor and semi-trailer, truck and trailer, articulated buses)
+    #: reach 18.75 m. A longer cluster than ``max_length`` can as well be a wall, a facade or
+    #: a row of parked cars, so it is only a candidate (``Cluster.needs_motion``): the tracker
+    #: keeps it only when the sweeps show it moving.
+    max_articulated_length: float = 19.0
     max_width: float = 3.3
     min_top: float = 0.9  #: the highest point must be at least this far above the ground
     max_bottom: float = 1.0  #: the lowest point must be at most this far above the ground
@@ -46,7 +52,8 @@ class Cluster:
     points: float64 [N, 3] its points (ego frame); center: [3] box centre; size: [3] length,
     width, height; yaw: heading of the length axis about +z (radians, in (-π/2, π/2]; the
     direction of travel is not known from one sweep); ground_z: ground height under the centre;
-    visible: [2] measured extents (length, width) before the size priors were applied.
+    visible: [2] measured extents (length, width) before the size priors were applied;
+    needs_motion: longer than ``max_length`` (see :class:`ClusterConfig`).
     """
 
     points: np.ndarray
@@ -55,6 +62,8 @@ class Cluster:
     yaw: float
     ground_z: float
     visible: np.ndarray
+    #: longer than any rigid vehicle: a vehicle only if the sweeps show it moving
+    needs_motion: bool = False
 
 
 def ground_heights(points: np.ndarray, plane: tuple[np.ndarray, float]) -> np.ndarray:
@@ -191,7 +200,8 @@ def find_clusters(
     plane: tuple[np.ndarray, float] | None = None,
     cfg: ClusterConfig | None = None,
 ) -> list[Cluster]:
-    """Vehicle-like clusters of a sweep points [N, 3] (ego frame), nearest first.
+    """Vehicle-like clusters of a sweep points [N, 3] (ego frame), nearest first. Clusters
+    longer than ``cfg.max_length`` are flagged ``needs_motion`` (see :class:`ClusterConfig`).
 
     plane: the ground plane ``(n, d)``; fitted to the sweep when None.
     """
@@ -221,10 +231,11 @@ def find_clusters(
         c = pts.mean(axis=0)
         gz = float(-(d + n[0] * c[0] + n[1] * c[1]) / n[2])
         box = fit_box(pts, gz, cfg)
-        if not (max(box.visible) >= cfg.min_length and box.size[0] <= cfg.max_length):
+        if not (max(box.visible) >= cfg.min_length and box.size[0] <= cfg.max_articulated_length):
             continue
         if box.visible[1] > cfg.max_width:
             continue
+        box.needs_motion = bool(box.size[0] > cfg.max_length)
         out.append(box)
     out.sort(key=lambda b: float(np.hypot(b.center[0], b.center[1])))
     return out

@@ -9,7 +9,10 @@ when the sweeps support its velocity (:func:`supported_velocity`: seen in at lea
 sweeps, or a strong match of a well observed cluster in two; displacements consistent with
 one constant velocity within the position noise, speed plausible, along its length axis);
 otherwise it stays where it is. A cluster that matches no
-previous sweep is kept as static, flagged and with a lower confidence.
+previous sweep is kept as static, flagged and with a lower confidence. A cluster longer than
+any rigid vehicle (``Cluster.needs_motion``: a tractor with its semi-trailer, or a facade cut
+by the LiDAR's field of view) is kept only when the sweeps support a motion that its own
+surfaces fixed in both horizontal directions (:func:`_icp` needed no fallback).
 
 Everything is expressed in the source frame's ego frame (x forward, y left, z up; metres,
 seconds). Velocities are ground velocities (the ego's own motion is removed).
@@ -116,10 +119,11 @@ def _icp(
     weak: float = 0.08,
     iterations: int = 10,
     max_yaw: float = 0.1,
-) -> tuple[np.ndarray, float]:
+) -> tuple[np.ndarray, float, bool]:
     """Planar rigid transform [4, 4] (yaw and x, y only) mapping src [N, 3] onto dst [M, 3] by
     point-to-plane ICP on the target's open3d normals, with the share of src points that have a
-    correspondence within the last of ``dists`` (m; one stage per distance).
+    correspondence within the last of ``dists`` (m; one stage per distance) and whether the
+    matched surfaces fixed the translation in both horizontal directions (no fallback).
 
     The motion is solved in the plane (3 unknowns): a vehicle seen from one side only makes the
     full 6-DoF point-to-plane system singular. Point-to-plane cannot see motion along a flat
@@ -177,7 +181,7 @@ def _icp(
     out = np.eye(4)
     out[:2, :2] = [[np.cos(yaw), -np.sin(yaw)], [np.sin(yaw), np.cos(yaw)]]
     out[:2, 3] = m0[:2] + t - out[:2, :2] @ m0[:2]
-    return out, fitness
+    return out, fitness, bool(np.all(w >= weak))
 
 
 def _fit_motion(
@@ -263,6 +267,8 @@ def detect(
     clusters = find_clusters(fr.lidar, ground_plane(fr.lidar), ccfg)
     offsets: list[list[tuple[float, np.ndarray]]] = [[] for _ in clusters]
     yaws: list[list[float]] = [[] for _ in clusters]
+    # per cluster: every accepted match fixed the translation by the surfaces themselves
+    constrained = [True] * len(clusters)
     for k in range(1, tcfg.max_scans + 1):
         j = index - k
         if j < 0:
@@ -296,7 +302,7 @@ def detect(
                 init[:2, 3] = P_ctr[m, :2] - c.center[:2]
                 if offsets[i]:
                     init[:2, 3] = pred[:2] - c.center[:2]
-                T, fit = _icp(
+                T, fit, fixed = _icp(
                     c.points,
                     P_pts[m],
                     init,
@@ -305,10 +311,11 @@ def detect(
                     max_yaw=tcfg.max_yaw_rate * dt,
                 )
                 if fit >= tcfg.min_fitness and (best is None or fit > best[1]):
-                    best = (T, fit)
+                    best = (T, fit, fixed)
             if best is None:
                 continue
             T = best[0]
+            constrained[i] &= best[2]
             c_prev = T[:3, :3] @ c.center + T[:3, 3]
             offsets[i].append((dt, c.center - c_prev))
             yaws[i].append(-float(np.arctan2(T[1, 0], T[0, 0])))
@@ -333,6 +340,14 @@ def detect(
             v, acc, yr = np.zeros(3), None, 0.0
             static = True
             conf = det_conf * tcfg.unmatched_confidence
+        if c.needs_motion and (
+            np.hypot(v[0], v[1]) < tcfg.static_speed or not constrained[i] or static
+        ):
+            # longer than any rigid vehicle: a wall, a facade or parked cars in a row unless
+            # the sweeps show it moving, with its motion fixed by its own surfaces (a flat
+            # side sliding along itself would otherwise take the boxes' centres' motion,
+            # which for a structure cut by the sweep's range moves with the ego)
+            continue
         yaw = c.yaw
         if np.hypot(v[0], v[1]) > 1.0 and np.cos(yaw - np.arctan2(v[1], v[0])) < 0:
             yaw = float(np.mod(yaw + 2 * np.pi, 2 * np.pi) - np.pi)

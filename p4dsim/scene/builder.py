@@ -43,6 +43,7 @@ from p4dsim.scene.ground import fit_ground_plane, ground_prior, ray_plane_depth
 from p4dsim.scene.layers import (
     behind_layer,
     border_layer,
+    continue_along_length,
     hidden_from_source,
     mirror_actor,
     sky_backdrop,
@@ -79,6 +80,9 @@ class BuildConfig:
     mono_model: str | None = None  #: local path of a transformers depth-estimation model
     prior_far_m: float = 80.0  #: geometric prior: depth of rays that hit nothing
     hidden_layers: bool = True  #: behind layer, border layer and mirrored actors
+    #: a vehicle cut off by the source view's border is continued along its box's length in
+    #: slabs of this many metres of its side nearest the cut
+    continue_slab_m: float = 1.5
     border_frac_x: float = 0.25  #: image extended by this share of its width left and right
     border_frac_y: float = 0.15  #: ... and of its height above and below
     border_stride: int = 2  #: one border Gaussian per border_stride² pixels
@@ -337,6 +341,8 @@ def build_scene(frame: Frame, config: BuildConfig | None = None) -> Scene4D:
                 m_cam = transform_points(T_cam_ego @ T_wa, mir.means)
                 mir = mir.subset(hidden_from_source(m_cam, dense, cam.K))
                 ga = GaussianSet.concat([ga, mir])
+        if cfg.hidden_layers and len(ga):
+            ga = GaussianSet.concat([ga, _continued(ga, box, T_cam_ego @ T_wa, cam, cfg)])
         vel = box.velocity if box.velocity is not None else np.zeros(3)
         motion = RigidMotion.from_velocity(T_wa, vel, None, None)
         actors.append(
@@ -372,6 +378,33 @@ def build_scene(frame: Frame, config: BuildConfig | None = None) -> Scene4D:
         ego_velocity=np.asarray(frame.ego_velocity),
         depth_confidence=depth_conf,
     )
+
+
+def _in_view(P_cam: np.ndarray, cam) -> np.ndarray:
+    """bool [n]: camera-frame points [n, 3] in front of the camera and inside its image."""
+    z = np.maximum(P_cam[:, 2], 0.1)
+    u = cam.K[0, 0] * P_cam[:, 0] / z + cam.K[0, 2]
+    v = cam.K[1, 1] * P_cam[:, 1] / z + cam.K[1, 2]
+    return (P_cam[:, 2] > 0.1) & (u >= 0) & (u < cam.width) & (v >= 0) & (v < cam.height)
+
+
+def _continued(ga: GaussianSet, box, T_cam_actor: np.ndarray, cam, cfg) -> GaussianSet:
+    """Synthesised Gaussians that continue an actor's side (``ga``, actor frame) towards each
+    end of its box that lies outside the source view (behind the camera or past the image's
+    border; :func:`~p4dsim.scene.layers.continue_along_length`), kept only where the source
+    view does not see them."""
+    half = float(box.size[0]) / 2
+    mid = np.median(ga.means[:, 1:], axis=0).astype(np.float64)
+    out = []
+    for end in (-1, 1):
+        # the end of the box at the height and side of the actor's Gaussians
+        p = np.array([[end * half, mid[0], mid[1]]])
+        if _in_view(transform_points(T_cam_actor, p), cam)[0]:
+            continue  # in view: what is not seen there is hidden, not cut off
+        c = continue_along_length(ga, half, end, cfg.continue_slab_m, cfg.synth_confidence)
+        if len(c):
+            out.append(c.subset(~_in_view(transform_points(T_cam_actor, c.means), cam)))
+    return GaussianSet.concat(out) if out else GaussianSet.empty()
 
 
 def _backing(img, dense, sky, cam, cfg) -> tuple[GaussianSet, np.ndarray]:

@@ -350,3 +350,44 @@ def sky_backdrop(
         sky=np.ones(n, bool),
         sigma_px=np.full(n, sigma_px * stride),
     )
+
+
+def continue_along_length(
+    g: GaussianSet,  # actor frame: x along the length, y left, z up
+    half_length: float,
+    end: int,  # -1: towards -x (the rear), +1: towards +x (the front)
+    slab_m: float,
+    confidence: float,
+) -> GaussianSet:
+    """A vehicle's side continued towards one end of its box: the slab of ``slab_m`` metres of
+    its Gaussians nearest that end (where the source view's image border cut it) copied
+    along its length, slab after slab, up to ``half_length``; confidence set to
+    ``confidence``. Empty when the Gaussians reach that end already. The part of a long
+    vehicle that lay outside the image (a tanker's rear beside the ego) then shows its side
+    when the vehicle moves forward, instead of what the background layer puts there."""
+    if len(g) == 0:
+        return GaussianSet.empty()
+    x = g.means[:, 0].astype(np.float64) * end
+    edge = float(np.percentile(x, 99))  # the observed end, robust to a few stray samples
+    gap = half_length - edge
+    slab = g.subset((x <= edge) & (x > edge - slab_m))
+    if gap < 0.25 * slab_m or len(slab) == 0:
+        return GaussianSet.empty()
+    out = []
+    for k in range(1, int(np.ceil(gap / slab_m)) + 1):
+        means = slab.means.copy()
+        means[:, 0] += np.float32(end * k * slab_m)
+        inside = means[:, 0] * end <= half_length
+        if not inside.any():
+            break
+        out.append(
+            GaussianSet(
+                means[inside],
+                slab.quats[inside],
+                slab.scales[inside],
+                slab.opacities[inside],
+                slab.colors[inside],
+                np.full(int(inside.sum()), confidence, np.float32),
+            )
+        )
+    return GaussianSet.concat(out) if out else GaussianSet.empty()
