@@ -4,11 +4,11 @@ rasterizer's cost against its channel count, and the host-side encoders per fram
 
 Needs a CUDA GPU::
 
-    python benchmarks/bench_gpu_stages.py [--width 1242 --height 375 --batch 32 --batches 8]
+    python benchmarks/bench_gpu_stages.py [--width 1242 --height 375 --batch 32 --repeats 10 --profile]
 
 Stages (ms per frame, batch of ``--batch`` time steps of the ``p4dsim bench`` scenario):
 raster_dense / raster_packed (the renderer's two projection modes), render_steps_* (the whole
-batch), raster_dense_16ch_before (every channel on every tile, as before the label split), finish (depth rule, last fill, observed mask), pack (mask
+batch), finish (depth rule, last fill, observed mask), pack (mask
 bits), visible (label statistics), alone (actors rendered alone), host (copy back);
 ``raster_chN``: the same Gaussians and cameras rasterized with N-1 feature channels plus depth.
 """
@@ -20,8 +20,6 @@ import json
 import sys
 import time
 from pathlib import Path
-
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -42,69 +40,6 @@ def _timed(fn, repeats: int) -> float:
     return e0.elapsed_time(e1) / repeats
 
 
-def _dense_steps(
-    settings,
-    st,
-    viewmats: np.ndarray,  # [B, 4, 4] T_camera_world per step
-    K: np.ndarray,  # [3, 3]
-    width: int,
-    height: int,
-    actor_poses: np.ndarray,  # [B, A, 4, 4] T_world_actor per step and actor
-    actor_present: np.ndarray,  # [B, A] bool; absent actors are not drawn
-    background: np.ndarray | None = None,  # [3]
-):
-    """Render B time steps of an uploaded scene, one camera each; actors are moved on the
-    GPU (means rotated and translated, quaternions rotated) and absent ones get zero
-    opacity, which draws exactly what rendering the composed set without them draws."""
-    import torch
-
-    from p4dsim.geometry import rotmat_to_quat
-    from p4dsim.render.gsplat.rasterizer import rasterize
-    from p4dsim.render.gsplat.scene import quat_mul
-
-    dev = st.means.device
-    B = int(viewmats.shape[0])
-    A = len(st.spans)
-    N = int(st.means.shape[0])
-    poses = np.asarray(actor_poses, dtype=np.float64).reshape(B, A, 4, 4)
-    with torch.no_grad():
-        means = st.means.unsqueeze(0).repeat(B, 1, 1)
-        quats = st.quats.unsqueeze(0).repeat(B, 1, 1)
-        opac = st.opacities.unsqueeze(0).repeat(B, 1)
-        if A:
-            R = torch.as_tensor(poses[..., :3, :3], dtype=torch.float32, device=dev)
-            tr = torch.as_tensor(poses[..., :3, 3], dtype=torch.float32, device=dev)
-            q = rotmat_to_quat(poses[..., :3, :3].reshape(-1, 3, 3)).reshape(B, A, 4)
-            q = torch.as_tensor(q, dtype=torch.float32, device=dev)
-            present = torch.as_tensor(np.asarray(actor_present, np.float32), device=dev)
-            # every actor Gaussian at once, each with its actor's pose (rows s0: onwards)
-            s0 = st.spans[0][0]
-            ia = st.actor_index
-            means[:, s0:] = torch.einsum("bnij,nj->bni", R[:, ia], st.means[s0:]) + tr[:, ia]
-            quats[:, s0:] = quat_mul(q[:, ia], st.quats[None, s0:])
-            opac[:, s0:] *= present[:, ia]
-        D = st.feats.shape[1]
-        bgs = torch.zeros((B, 1, D), device=dev)
-        if background is not None:
-            bgs[..., :3] = torch.as_tensor(np.asarray(background, np.float32), device=dev)
-        vm = torch.as_tensor(np.asarray(viewmats, np.float32), device=dev).reshape(B, 1, 4, 4)
-        Ks = torch.as_tensor(np.asarray(K, np.float32), device=dev).expand(B, 1, 3, 3)
-        f, depth, alpha = rasterize(
-            settings,
-            means,
-            quats,
-            st.scales.expand(B, N, 3),
-            opac,
-            st.feats.expand(B, N, D),
-            vm,
-            Ks.contiguous(),
-            width,
-            height,
-            bgs,
-        )
-    return f, depth, alpha
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--width", type=int, default=1242)
@@ -112,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--profile", action="store_true", help="also list the rasterizer's kernels")
     args = ap.parse_args(argv)
 
     import torch
@@ -134,12 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     r = GsplatRenderer()
     st = r.upload_scene(scene, scene_extra(scene))
     A = len(scene.actors)
-    poses = np.tile(np.eye(4), (B, A, 1, 1))
-    present = np.zeros((B, A), dtype=bool)
-    for a, actor in enumerate(scene.actors):
-        P = tl.actor_poses.get(actor.track_id)
-        if P is not None:
-            poses[:, a], present[:, a] = P[:B], True
+    poses, present = tl.pose_array([a.track_id for a in scene.actors], slice(0, B))
     cam = tl.camera
     T_wc = tl.T_world_camera[:B]
     views = inv_pose(T_wc)
@@ -164,10 +95,6 @@ def main(argv: list[str] | None = None) -> int:
             out.rgb, out.depth, out.alpha, ex[..., CH_SKY], ex[..., CH_CONFIDENCE]
         )
 
-    res["raster_dense_16ch_before"] = _timed(
-        lambda: _dense_steps(r.settings, st, views, cam.K, cam.width, cam.height, poses, present),
-        rep,
-    )
     res["finish"] = _timed(finish, rep)
     res["fill_torch_x2"] = 2 * _timed(lambda: fill_empty_torch(out.rgb, out.depth, out.alpha), rep)
     rgb8, depth, observed, cov = finish()
@@ -206,15 +133,17 @@ def main(argv: list[str] | None = None) -> int:
         res[f"raster_ch{ch}"] = _timed(go, rep)
 
     per_frame = {k: v / B for k, v in res.items()}
-    from torch.profiler import ProfilerActivity, profile
+    if args.profile:  # the CUDA kernels of three rasterizations, by GPU time
+        from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(3):
-            raster()
-        torch.cuda.synchronize()
-    print(
-        prof.key_averages().table(sort_by="cuda_time_total", row_limit=14, max_name_column_width=60)
-    )
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(3):
+                raster()
+            torch.cuda.synchronize()
+        table = prof.key_averages().table(
+            sort_by="cuda_time_total", row_limit=14, max_name_column_width=60
+        )
+        print(table)
     # host encoders, one frame, one thread
     h_rgb, h_depth = to_host(rgb8, depth)
     obs = observed[0].cpu().numpy()

@@ -18,8 +18,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from p4dsim.errors import ConfigError
 
 
@@ -103,13 +101,7 @@ def _raw_rate(scene, timeline, renderer, batch_size: int, repeats: int = 1) -> f
         from p4dsim.render.frames import scene_extra
 
         st = renderer.upload_scene(scene, scene_extra(scene))
-        A = len(scene.actors)
-        poses = np.tile(np.eye(4), (n, A, 1, 1))
-        present = np.zeros((n, A), dtype=bool)
-        for a, actor in enumerate(scene.actors):
-            P = timeline.actor_poses.get(actor.track_id)
-            if P is not None:
-                poses[:, a], present[:, a] = P, True
+        poses, present = timeline.pose_array([a.track_id for a in scene.actors], slice(None))
         views = inv_pose(timeline.T_world_camera)
         torch.cuda.synchronize()
         t0 = time.perf_counter()

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 from p4dsim.augment.devices import split_plan
 from p4dsim.augment.shard import ShardResult, failed_result, run_shard
 from p4dsim.augment.tasks import ShardSpec
-from p4dsim.augment.threadcaps import die_with_parent, signals_deferred
+from p4dsim.augment.threadcaps import die_with_parent, kill_processes, signals_deferred
 from p4dsim.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -114,16 +114,7 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
     none writes into the output folder after the driver removed its staging."""
     procs = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
-    for p in procs:
-        try:
-            p.kill()
-        except Exception:
-            pass
-    for p in procs:
-        try:
-            p.join(timeout=10)
-        except Exception:
-            pass
+    kill_processes(procs)
 
 
 def make_executor(

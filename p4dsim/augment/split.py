@@ -54,6 +54,7 @@ from p4dsim.augment.threadcaps import (
     child_signals,
     die_with_parent,
     init_build_worker,
+    kill_processes,
     patched_env,
     signals_deferred,
 )
@@ -321,7 +322,7 @@ class _SplitRun:
                 procs = list((getattr(self.pool, "_processes", None) or {}).values())
                 self.pool.shutdown(wait=not kill, cancel_futures=True)
                 if kill:
-                    _kill_all(procs)
+                    kill_processes(procs)
             for r in self.rends:
                 if not kill:
                     try:
@@ -329,7 +330,7 @@ class _SplitRun:
                     except OSError:
                         pass
                     r.proc.join(timeout=30)
-            _kill_all([r.proc for r in self.rends])
+            kill_processes([r.proc for r in self.rends])
             for r in self.rends:
                 r.conn.close()
         finally:
@@ -465,16 +466,3 @@ class _SplitRun:
                     break
                 self._on_built(fut)
             self._check_renderers()
-
-
-def _kill_all(procs: list[Any]) -> None:
-    for p in procs:
-        try:
-            p.kill()
-        except Exception:
-            pass
-    for p in procs:
-        try:
-            p.join(timeout=10)
-        except Exception:
-            pass

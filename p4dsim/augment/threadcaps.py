@@ -162,3 +162,17 @@ def thread_caps_report() -> dict[str, Any]:
     except ImportError:
         pass
     return out
+
+
+def kill_processes(procs: list[Any]) -> None:
+    """Kill every process of ``procs`` now, then reap them (at most 10 s each)."""
+    for p in procs:
+        try:
+            p.kill()
+        except Exception:
+            pass
+    for p in procs:
+        try:
+            p.join(timeout=10)
+        except Exception:
+            pass

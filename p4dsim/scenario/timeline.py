@@ -51,6 +51,18 @@ class Timeline:
     #: track id -> [T, 3] world m/s² (see :func:`p4dsim.scene.motion.motion_acceleration`)
     actor_acceleration: dict[str, np.ndarray] = field(default_factory=dict)
 
+    def pose_array(self, track_ids: list[str], ks) -> tuple[np.ndarray, np.ndarray]:
+        """T_world_actor [K, A, 4, 4] of actors ``track_ids`` at time steps ``ks`` (identity
+        where an actor has no pose: removed) and whether each is present [K, A] bool."""
+        ks = np.arange(len(self.times))[ks]
+        poses = np.tile(np.eye(4), (len(ks), len(track_ids), 1, 1))
+        present = np.zeros((len(ks), len(track_ids)), dtype=bool)
+        for a, tid in enumerate(track_ids):
+            P = self.actor_poses.get(tid)
+            if P is not None:
+                poses[:, a], present[:, a] = P[ks], True
+        return poses, present
+
     @cached_property
     def T_world_camera(self) -> np.ndarray:
         """Camera poses [T, 4, 4] (computed once: do not modify T_world_ego afterwards)."""

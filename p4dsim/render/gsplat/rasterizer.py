@@ -60,6 +60,40 @@ def load_kernels() -> None:
     _KERNELS_READY = True
 
 
+def _project(
+    s: RasterSettings,
+    means: torch.Tensor,
+    quats: torch.Tensor,
+    scales: torch.Tensor,
+    opacities: torch.Tensor,
+    viewmats: torch.Tensor,
+    Ks: torch.Tensor,
+    width: int,
+    height: int,
+    packed: bool,
+) -> tuple:
+    """gsplat's projection with p4dsim's settings (pinhole, classic, no compensation)."""
+    from gsplat import fully_fused_projection
+
+    return fully_fused_projection(
+        means,
+        None,
+        quats,
+        scales,
+        viewmats,
+        Ks,
+        int(width),
+        int(height),
+        eps2d=float(s.eps2d),
+        near_plane=float(s.near),
+        far_plane=float(s.far),
+        packed=packed,
+        calc_compensations=False,
+        camera_model="pinhole",
+        opacities=opacities,
+    )
+
+
 def rasterize(
     settings: RasterSettings,
     means: torch.Tensor,  # [..., N, 3]
@@ -85,7 +119,6 @@ def rasterize(
     [..., C, N, channels])."""
     import torch
     from gsplat import (
-        fully_fused_projection,
         isect_offset_encode,
         isect_tiles,
         rasterize_to_pixels,
@@ -96,22 +129,8 @@ def rasterize(
     batch = tuple(means.shape[:-2])
     N, D = int(means.shape[-2]), int(feats.shape[-1])
     C = int(viewmats.shape[-3])
-    radii, means2d, depths, conics, _ = fully_fused_projection(
-        means,
-        None,
-        quats,
-        scales,
-        viewmats,
-        Ks,
-        int(width),
-        int(height),
-        eps2d=float(s.eps2d),
-        near_plane=float(s.near),
-        far_plane=float(s.far),
-        packed=False,
-        calc_compensations=False,
-        camera_model="pinhole",
-        opacities=opacities,
+    radii, means2d, depths, conics, _ = _project(
+        s, means, quats, scales, opacities, viewmats, Ks, width, height, False
     )
     wait_for_stream()
     tw, th = -(-int(width) // t), -(-int(height) // t)
@@ -182,26 +201,11 @@ def project_packed(
     Gaussians seen by I cameras (image i = camera i; the Gaussians are read once, not copied
     per image), or B sets seen by one camera each (image b = set b). Rows are the
     Gaussians' indices plus ``row_offset``."""
-    from gsplat import fully_fused_projection
 
     s = settings
     shared = means.dim() == 2
-    batch_ids, camera_ids, gids, radii, means2d, depths, conics, _ = fully_fused_projection(
-        means,
-        None,
-        quats,
-        scales,
-        viewmats,
-        Ks,
-        int(width),
-        int(height),
-        eps2d=float(s.eps2d),
-        near_plane=float(s.near),
-        far_plane=float(s.far),
-        packed=True,
-        calc_compensations=False,
-        camera_model="pinhole",
-        opacities=opacities,
+    batch_ids, camera_ids, gids, radii, means2d, depths, conics, _ = _project(
+        s, means, quats, scales, opacities, viewmats, Ks, width, height, True
     )
     if shared:
         image_ids, opac = camera_ids, opacities[gids]
@@ -377,7 +381,7 @@ def prepare_dense(
     """Each step's Gaussians (the static ones, then the step's actors) projected dense into
     its camera and sorted; the static Gaussians are copied once per step."""
     import torch
-    from gsplat import fully_fused_projection, isect_offset_encode, isect_tiles
+    from gsplat import isect_offset_encode, isect_tiles
 
     s = settings
     B = int(viewmats.shape[0])
@@ -389,22 +393,8 @@ def prepare_dense(
     means, quats, scales, opac = (
         torch.cat(x, dim=1) if len(x) > 1 else x[0].contiguous() for x in zip(*sets, strict=True)
     )
-    radii, means2d, depths, conics, _ = fully_fused_projection(
-        means,
-        None,
-        quats,
-        scales,
-        viewmats[:, None],
-        Ks[:, None],
-        int(width),
-        int(height),
-        eps2d=float(s.eps2d),
-        near_plane=float(s.near),
-        far_plane=float(s.far),
-        packed=False,
-        calc_compensations=False,
-        camera_model="pinhole",
-        opacities=opac,
+    radii, means2d, depths, conics, _ = _project(
+        s, means, quats, scales, opac, viewmats[:, None], Ks[:, None], width, height, False
     )
     wait_for_stream()
     t = int(s.tile_size)

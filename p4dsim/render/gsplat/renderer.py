@@ -240,13 +240,7 @@ class GsplatRenderer(Renderer):
         import torch
 
         B, A = len(ks), len(scene.actors)
-        poses = np.tile(np.eye(4), (B, A, 1, 1))
-        present = np.zeros((B, A), dtype=bool)
-        for a, actor in enumerate(scene.actors):
-            P = timeline.actor_poses.get(actor.track_id)
-            if P is not None:
-                poses[:, a] = P[ks]
-                present[:, a] = True
+        poses, present = timeline.pose_array([a.track_id for a in scene.actors], ks)
         cam = timeline.camera
         T_world_cam = timeline.T_world_camera[ks]
         viewmats = inv_pose(T_world_cam)
