@@ -57,6 +57,8 @@ if TYPE_CHECKING:
 
 #: scenes kept uploaded per renderer (the most recent ones)
 MAX_SCENES = 4
+#: batches a renderer works on at once on the device (each holds a few GB at 1242×375)
+GPU_BATCHES = 3
 
 
 class GsplatRenderer(Renderer):
@@ -91,6 +93,9 @@ class GsplatRenderer(Renderer):
         self.packed = bool(packed)
         self._local = threading.local()
         self._upload_lock = threading.Lock()
+        # batches in flight on the device at once, whatever the number of calling threads
+        # (shards rendered at once each run their own rendering threads): bounds GPU memory
+        self._gpu_slots = threading.BoundedSemaphore(GPU_BATCHES)
         # the most recent uploads, newest last: (weak reference to its scene, tensors); a few,
         # so that shards rendered at once from several threads do not evict each other
         self._cached: list[tuple[weakref.ref, SceneTensors]] = []
@@ -225,7 +230,7 @@ class GsplatRenderer(Renderer):
         if stream is None:
             stream = self._local.stream = torch.cuda.Stream(self.device)
         stream.wait_stream(torch.cuda.default_stream(self.device))
-        with torch.cuda.stream(stream):
+        with self._gpu_slots, torch.cuda.stream(stream):
             return self._render_frames(scene, timeline, list(ks), st, jpeg_quality, depth_format)
 
     def _render_frames(
