@@ -483,7 +483,8 @@ def _hidden_layers(frame, cfg, dense, sky, ground, taken, grid_shape):
         # (render/fill.py). The band keeps the thin reveals along the actor's boundary.
         b = 2 * EDGE_BAND_PX + 1
         inner = cv2.erode(amask.astype(np.uint8), np.ones((b, b), np.uint8)) > 0
-        road = (zg > 0) & (bdepth <= 1.1 * zg)  # (pushed behind its neighbours at most 10 %)
+        # (the ground plane, pushed behind its neighbours by at most 10 %)
+        road = (zg > 0) & (bdepth >= 0.999 * zg) & (bdepth <= 1.1 * zg)
         emit = keep & (~inner | road)
     sel = emit[iv, iu]
     if sel.any():
