@@ -252,4 +252,3 @@ def test_build_is_deterministic_within_a_process(toytown):
     np.testing.assert_array_equal(a.static.colors, b.static.colors)
     for x, y in zip(a.actors, b.actors, strict=True):
         np.testing.assert_array_equal(x.gaussians.means, y.gaussians.means)
-
