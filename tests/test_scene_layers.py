@@ -12,6 +12,7 @@ import pytest
 
 from p4dsim.geometry import inv_pose, make_pose
 from p4dsim.render import get_renderer
+from p4dsim.render.fill import fill_empty
 from p4dsim.scene.builder import BuildConfig, build_scene, footprint_gaussians
 from p4dsim.scene.footprint import footprint_world
 from p4dsim.scene.ground import ray_plane_depth
@@ -31,7 +32,7 @@ def toytown():
     return log, log.frame(0)
 
 
-def _render(scene, poses=None, cam=None):
+def _render(scene, poses=None, cam=None, with_depth=False):
     cam = cam or scene.camera
     poses = poses or {a.track_id: a.motion.pose(0.0) for a in scene.actors}
     g, owner = scene.compose(poses)
@@ -42,6 +43,8 @@ def _render(scene, poses=None, cam=None):
     out = get_renderer("cpu").render(
         g, inv_pose(cam.T_ego_camera)[None], cam.K[None], cam.width, cam.height, extra=extra
     )
+    if with_depth:
+        return out.rgb[0], out.alpha[0], out.extra[0], out.depth[0]
     return out.rgb[0], out.alpha[0], out.extra[0]
 
 
@@ -61,9 +64,12 @@ def test_hidden_layers_leave_source_view_unchanged(toytown):
     assert ex1[..., 0].mean() > 0.98
 
 
-def test_vehicle_moved_forward_reveals_road(toytown):
+@pytest.mark.parametrize("behind_actors", [False, True])
+def test_vehicle_moved_forward_reveals_road(toytown, behind_actors):
+    """Road, not the vehicle's colour, where a vehicle drove away, with or without the
+    behind layer's curtain over the actor's whole mask (``behind_actors``)."""
     log, frame = toytown
-    scene = build_scene(frame)
+    scene = build_scene(frame, BuildConfig(behind_actors=behind_actors))
     cam = frame.camera
     gt = log.world.render(cam.K, W, H, frame.T_world_ego @ cam.T_ego_camera, log.time(0))
     # The nearest vehicle in front, seen well at the source view.
@@ -78,18 +84,22 @@ def test_vehicle_moved_forward_reveals_road(toytown):
     poses = {a.track_id: a.motion.pose(0.0) for a in scene.actors}
     T = poses[actor.track_id]
     poses[actor.track_id] = T @ make_pose(np.eye(3), [4.0, 0.0, 0.0])
-    rgb, alpha, extra = _render(scene, poses)
+    rgb, alpha, extra, depth = _render(scene, poses, with_depth=True)
     now = extra[..., 1 + i] > 0.05
     revealed = stood & ~now
     revealed = cv2.erode(revealed.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     assert revealed.sum() > 50
-    assert alpha[revealed].min() >= 0.99
+    if behind_actors:
+        assert alpha[revealed].min() >= 0.99
+    rgb, _ = fill_empty(rgb, depth, alpha)
     # Colour close to the oracle's road where the rays meet the road just behind the vehicle
     # (within 1.5 times its distance): the road pixels of the oracle in the same rows.
     uu, vv = np.meshgrid(np.arange(W) + 0.5, np.arange(H) + 0.5)
     zg = ray_plane_depth(cam.K, cam.T_ego_camera, scene.ground, uu, vv)
     revealed &= (zg > 0) & (zg < 1.5 * gt.depth)
     assert revealed.sum() > 30
+    # the road under and behind the vehicle is (mostly) a layer of the scene either way
+    assert np.mean(alpha[revealed] >= 0.99) > 0.8
     road = gt.semantic == 1
     rows = np.unique(np.nonzero(revealed)[0])
     cols = np.nonzero(stood.any(axis=0))[0]

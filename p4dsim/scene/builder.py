@@ -41,6 +41,7 @@ from p4dsim.scene.footprint import footprint_world, normals_kernel
 from p4dsim.scene.gaussians import GaussianSet
 from p4dsim.scene.ground import fit_ground_plane, ground_prior, ray_plane_depth
 from p4dsim.scene.layers import (
+    EDGE_BAND_PX,
     behind_layer,
     border_layer,
     continue_along_length,
@@ -80,6 +81,9 @@ class BuildConfig:
     mono_model: str | None = None  #: local path of a transformers depth-estimation model
     prior_far_m: float = 80.0  #: geometric prior: depth of rays that hit nothing
     hidden_layers: bool = True  #: behind layer, border layer and mirrored actors
+    #: the behind layer covers each actor's whole mask (off: the road under and behind it and
+    #: a band along its boundary)
+    behind_actors: bool = False
     #: a vehicle cut off by the source view's border is continued along its box's length in
     #: slabs of this many metres of its side nearest the cut
     continue_slab_m: float = 1.5
@@ -470,7 +474,19 @@ def _hidden_layers(frame, cfg, dense, sky, ground, taken, grid_shape):
     u, v = pixel_grid(W, H, s)
     iu = np.minimum((u - s / 2).astype(int) + s // 2, W - 1)
     iv = np.minimum((v - s / 2).astype(int) + s // 2, H - 1)
-    sel = keep[iv, iu]
+    emit = keep
+    if not cfg.behind_actors:
+        # Inside an actor's mask, farther than the edge band from its boundary, only the road
+        # under and behind it (where the behind depth is the ground plane's) is kept; the
+        # inpainted curtain above it is a guess: what the actor's moving reveals there is
+        # filled in the view where it opens, from the far side of the depth edge
+        # (render/fill.py). The band keeps the thin reveals along the actor's boundary.
+        b = 2 * EDGE_BAND_PX + 1
+        inner = cv2.erode(amask.astype(np.uint8), np.ones((b, b), np.uint8)) > 0
+        # (the ground plane, pushed behind its neighbours by at most 10 %)
+        road = (zg > 0) & (bdepth >= 0.999 * zg) & (bdepth <= 1.1 * zg)
+        emit = keep & (~inner | road)
+    sel = emit[iv, iu]
     if sel.any():
         full = np.where(keep, bdepth, dense)
         rays = np.stack([u, v, np.ones_like(u)], axis=-1) @ Kinv.T

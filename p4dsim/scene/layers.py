@@ -178,6 +178,10 @@ def background_fill(
     return out
 
 
+#: pixels on the near side of a depth edge that get a behind layer (see behind_layer)
+EDGE_BAND_PX = 6
+
+
 def behind_layer(
     image: np.ndarray,  # uint8 [H, W, 3]
     dense: np.ndarray,  # float32 [H, W] first-surface depth (m)
@@ -186,7 +190,7 @@ def behind_layer(
     ground_depth: np.ndarray,  # float32 [H, W] ground-plane depth along each ray, 0 = none
     max_depth: float,
     edge_ratio: float = 1.25,
-    band_px: int = 6,
+    band_px: int = EDGE_BAND_PX,
     min_gap: float = 0.03,
     exit_depth: np.ndarray | None = None,  # [H, W] where each ray leaves the actor boxes, 0 = none
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
