@@ -92,30 +92,17 @@ def alone_pixels(
     t = int(settings.tile_size)
     # one window size for all pairs (the largest, kept inside the image): one gsplat call
     # (measured: a call per size class cost 4.5x more on the bench scene than one call)
-    ww_all = np.full(len(pb), min(W, -(-int((x1 - x0).max()) // t) * t))
-    wh_all = np.full(len(pb), min(H, -(-int((y1 - y0).max()) // t) * t))
+    ww = min(W, -(-int((x1 - x0).max()) // t) * t)
+    wh = min(H, -(-int((y1 - y0).max()) // t) * t)
+    x0, y0 = np.minimum(x0, W - ww), np.minimum(y0, H - wh)
     T_ac_t = _pose_tensor(T_ac, dev).reshape(B * A, 4, 4)
-    for ww, wh in sorted(set(zip(ww_all.tolist(), wh_all.tolist(), strict=True))):
-        sel = np.nonzero((ww_all == ww) & (wh_all == wh))[0]
-        # pairs in chunks of at most ~64M window pixels
-        chunk = max(1, (64 << 20) // (ww * wh))
-        for c0 in range(0, len(sel), chunk):
-            idx = sel[c0 : c0 + chunk]
-            n = _alone_counts(
-                settings,
-                st,
-                viewmats,
-                cam,
-                poses,
-                T_ac_t,
-                pb[idx],
-                pa[idx],
-                np.minimum(x0[idx], W - ww),
-                np.minimum(y0[idx], H - wh),
-                ww,
-                wh,
-            )
-            out.view(-1).index_add_(0, torch.as_tensor(pb[idx] * A + pa[idx], device=dev), n)
+    chunk = max(1, (64 << 20) // (ww * wh))  # pairs per call: at most ~64M window pixels
+    for c0 in range(0, len(pb), chunk):
+        sl = slice(c0, c0 + chunk)
+        n = _alone_counts(
+            settings, st, viewmats, cam, poses, T_ac_t, pb[sl], pa[sl], x0[sl], y0[sl], ww, wh
+        )
+        out.view(-1).index_add_(0, torch.as_tensor(pb[sl] * A + pa[sl], device=dev), n)
     return out
 
 
