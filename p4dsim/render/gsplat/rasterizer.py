@@ -451,15 +451,14 @@ def rasterize_steps(
     height: int,
     label_mask: torch.Tensor | None,  # [B, tiles high, tiles wide] bool
     packed: bool = True,
-    split: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """B images, image b = the static Gaussians and step b's actors seen by camera b,
     sorted once: packed (the static Gaussians projected once into all B cameras, never
     copied per step; rows only for Gaussians in view: least memory) or dense
     (:func:`prepare_dense`: fewer host synchronisations). Returns (channels [B, H, W, n_main], depth, alpha [B, H, W], the remaining
     channels [B, H, W, D - n_main] composited with the same weights on the tiles of
-    ``label_mask`` only, zero elsewhere, in a second pass; with ``split`` False every channel
-    in one pass on every tile instead; None when there are none)."""
+    ``label_mask`` only, zero elsewhere, in a second pass; without a mask every channel in
+    one pass on every tile; None when there are none)."""
     import torch
 
     B = int(viewmats.shape[0])
@@ -486,21 +485,19 @@ def rasterize_steps(
         main = torch.zeros((B, height, width, n_main), device=dev)
         rest = torch.zeros((B, height, width, D - n_main), device=dev) if D > n_main else None
         return main, z, z.clone(), rest
-    if not split:
+    if label_mask is None or D == n_main:
         every, depth, alpha = pr.composite(feats)
         assert depth is not None
         rest = every[..., n_main:] if D > n_main else None
         return every[..., :n_main], depth, alpha, rest
     main, depth, alpha = pr.composite(feats[:, :n_main])
     assert depth is not None
-    rest = None
-    if D > n_main:
-        if label_mask is None or bool(label_mask.any()):
-            rest, _, _ = pr.composite(
-                feats[:, n_main:].contiguous(), with_depth=False, tile_mask=label_mask
-            )
-        else:
-            rest = torch.zeros((B, height, width, D - n_main), device=dev)
+    if bool(label_mask.any()):
+        rest, _, _ = pr.composite(
+            feats[:, n_main:].contiguous(), with_depth=False, tile_mask=label_mask
+        )
+    else:
+        rest = torch.zeros((B, height, width, D - n_main), device=dev)
     return main, depth, alpha, rest
 
 

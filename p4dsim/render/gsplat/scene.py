@@ -202,7 +202,6 @@ def render_scene_steps(
             height,
             mask,
             packed,
-            split=packed,
         )
         rgb = f[..., :3]
         if background is not None:
